@@ -1,1 +1,12 @@
-//! x
+//! The Kgent pipeline as a library. It runs bpftrace programs and classifies their
+//! failures; it knows nothing of Jupyter.
+
+pub mod builtins;
+pub mod failure;
+pub mod probe_scan;
+pub mod runner;
+
+pub use builtins::{builtin, Builtin, BuiltinKind, BUILTINS};
+pub use failure::{classify, Diagnostic, Failure, FailureKind, Location};
+pub use probe_scan::{attach_points, AttachPoint};
+pub use runner::{kill_all_runs, BpftraceRun, ExitInfo, RunError, RunEvent, RunSpec};

@@ -1,1 +1,27 @@
-//! Kernel catalog.
+//! What the running kernel offers for tracing: probe names, their typed fields, and which
+//! probe types really attach here.
+//!
+//! Two parts, both of which only read files (and, for [`caps::detect`], run bpftrace):
+//! - [`catalog`]: tracepoints (tracefs), kernel text symbols (kallsyms), kernel functions (BTF),
+//!   user-space functions and USDT probes (ELF), searchable with bpftrace-style patterns, with
+//!   completion and typed fields.
+//! - [`caps`]: bpftrace, tracefs, privileges, which probe types attach, `kgent doctor` lines and
+//!   alternatives for probe types that fail.
+
+pub mod caps;
+pub mod catalog;
+mod btf;
+mod elf;
+mod error;
+mod names;
+mod tracefs;
+
+pub use caps::{
+    alternatives, capabilities, detect, doctor_lines, find_bpftrace, mount_tracefs, tracefs_state,
+    BpftraceInfo, Capabilities, DoctorLine, Privileges, ProbeType, Support, TracefsState,
+};
+pub use catalog::{
+    Catalog, CatalogCounts, CatalogPaths, Field, ProbeFields, SearchResult, SourceKind,
+    SourceProblem,
+};
+pub use error::CatalogError;

@@ -1,0 +1,919 @@
+//! The probe catalog: every probe name the running kernel (or a saved copy of its description)
+//! offers, bpftrace-style search and completion over them, and typed fields per probe.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use wildmatch::WildMatch;
+
+use crate::btf::BtfIndex;
+use crate::caps::ProbeType;
+use crate::elf::{resolve_target, ElfProbes};
+use crate::error::CatalogError;
+use crate::names::{NameSet, NameSetBuilder};
+use crate::tracefs;
+
+/// bpftrace 0.17's software events (name, alias), from its `SW_PROBE_LIST`.
+const SOFTWARE: &[(&str, &str)] = &[
+    ("alignment-faults", ""),
+    ("bpf-output", ""),
+    ("context-switches", "cs"),
+    ("cpu-clock", "cpu"),
+    ("cpu-migrations", ""),
+    ("dummy", ""),
+    ("emulation-faults", ""),
+    ("major-faults", ""),
+    ("minor-faults", ""),
+    ("page-faults", "faults"),
+    ("task-clock", ""),
+];
+
+/// bpftrace 0.17's hardware events (name, alias), from its `HW_PROBE_LIST`.
+const HARDWARE: &[(&str, &str)] = &[
+    ("backend-stalls", ""),
+    ("branch-instructions", "branches"),
+    ("branch-misses", ""),
+    ("bus-cycles", ""),
+    ("cache-misses", ""),
+    ("cache-references", ""),
+    ("cpu-cycles", "cycles"),
+    ("frontend-stalls", ""),
+    ("instructions", ""),
+    ("ref-cycles", ""),
+];
+
+/// Units accepted by `profile:UNIT:N` and `interval:UNIT:N`.
+const PROFILE_UNITS: &[&str] = &["hz", "ms", "s", "us"];
+const INTERVAL_UNITS: &[&str] = &["hz", "ms", "s", "us"];
+
+/// Providers a bare pattern ("*openat*") is matched against. Return probes and raw tracepoints
+/// are left out because they would only repeat the kprobe/kfunc/tracepoint names.
+const BARE_PROVIDERS: &[ProbeType] = &[
+    ProbeType::Tracepoint,
+    ProbeType::Kprobe,
+    ProbeType::Kfunc,
+    ProbeType::Software,
+    ProbeType::Hardware,
+    ProbeType::Profile,
+    ProbeType::Interval,
+    ProbeType::Begin,
+    ProbeType::End,
+];
+
+/// Providers offered when completing a word without a colon, in the order people reach for them.
+const COMPLETION_PROVIDERS: &[ProbeType] = &[
+    ProbeType::Tracepoint,
+    ProbeType::Kprobe,
+    ProbeType::Kretprobe,
+    ProbeType::Kfunc,
+    ProbeType::Kretfunc,
+    ProbeType::Rawtracepoint,
+    ProbeType::Uprobe,
+    ProbeType::Uretprobe,
+    ProbeType::Usdt,
+    ProbeType::Profile,
+    ProbeType::Interval,
+    ProbeType::Software,
+    ProbeType::Hardware,
+    ProbeType::Begin,
+    ProbeType::End,
+];
+
+/// At most this many parsed ELF files are kept; completion re-reads the same one per keystroke.
+const ELF_CACHE_MAX: usize = 16;
+
+/// Where the kernel description is read from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogPaths {
+    /// tracefs root: `available_events` and `events/<category>/<event>/format` below it.
+    pub tracefs: PathBuf,
+    /// `/proc/kallsyms` or a saved copy.
+    pub kallsyms: PathBuf,
+    /// Raw BTF of the kernel (`/sys/kernel/btf/vmlinux`) or a saved copy.
+    pub btf: PathBuf,
+}
+
+impl Default for CatalogPaths {
+    fn default() -> Self {
+        CatalogPaths {
+            tracefs: PathBuf::from("/sys/kernel/tracing"),
+            kallsyms: PathBuf::from("/proc/kallsyms"),
+            btf: PathBuf::from("/sys/kernel/btf/vmlinux"),
+        }
+    }
+}
+
+impl CatalogPaths {
+    /// A saved kernel description in one directory: `available_events`, `events/`, `kallsyms`
+    /// and `vmlinux` (raw BTF) side by side.
+    pub fn from_dir(dir: impl AsRef<Path>) -> CatalogPaths {
+        let dir = dir.as_ref();
+        CatalogPaths {
+            tracefs: dir.to_path_buf(),
+            kallsyms: dir.join("kallsyms"),
+            btf: dir.join("vmlinux"),
+        }
+    }
+
+    /// The defaults, but with tracefs wherever it is actually mounted (older systems mount it
+    /// under `/sys/kernel/debug/tracing` only).
+    pub fn detect() -> CatalogPaths {
+        let mut p = CatalogPaths::default();
+        if let crate::caps::TracefsState::Mounted(dir) = crate::caps::tracefs_state() {
+            p.tracefs = dir;
+        }
+        p
+    }
+}
+
+/// Which part of the kernel description a [`SourceProblem`] concerns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SourceKind {
+    /// tracefs `available_events`: tracepoint and raw tracepoint names.
+    Tracefs,
+    /// kallsyms: kprobe names.
+    Kallsyms,
+    /// BTF: kfunc names and typed function signatures.
+    Btf,
+}
+
+impl SourceKind {
+    /// What is missing without this source, for messages.
+    pub fn what_is_missing(&self) -> &'static str {
+        match self {
+            SourceKind::Tracefs => "tracepoint names and fields",
+            SourceKind::Kallsyms => "kprobe function names",
+            SourceKind::Btf => "kfunc names and kernel function signatures",
+        }
+    }
+}
+
+/// A source that could not be read, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceProblem {
+    /// Which source.
+    pub source: SourceKind,
+    /// The file that was tried.
+    pub path: PathBuf,
+    /// Why it could not be used, with a fix where there is an obvious one.
+    pub reason: String,
+}
+
+impl fmt::Display for SourceProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} unavailable ({}): {}",
+            self.source.what_is_missing(),
+            self.path.display(),
+            self.reason
+        )
+    }
+}
+
+/// Result of [`Catalog::search`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchResult {
+    /// Full probe names as `bpftrace -l` prints them, sorted, at most `limit` of them.
+    pub names: Vec<String>,
+    /// How many names matched before the limit was applied.
+    pub total_matches: usize,
+    /// Why part of the answer may be missing (unknown provider, uprobe target not found,
+    /// source unavailable...). Empty when the answer is complete.
+    pub warnings: Vec<String>,
+}
+
+/// One typed field of a tracepoint, or one parameter of a kernel function.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Field {
+    /// Name as used in `args->name` (bpftrace 0.17 `args->` for tracepoints and kfuncs).
+    pub name: String,
+    /// C type, e.g. `const char *`, `__u8[4]`, `struct sock *`.
+    pub c_type: String,
+    /// Byte offset in the tracepoint record; for function parameters, the 8-byte argument slot
+    /// (index * 8).
+    pub offset: usize,
+    /// Size in bytes (0 when unknown).
+    pub size: usize,
+    /// Whether the value is a signed integer.
+    pub signed: bool,
+}
+
+/// Typed fields of one probe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeFields {
+    /// Full canonical probe name, e.g. `tracepoint:syscalls:sys_enter_openat`.
+    pub probe: String,
+    /// Tracepoint fields (without `common_*`) or function parameters, in order.
+    pub fields: Vec<Field>,
+    /// Return type of a kernel function (`kfunc`/`kprobe` and their return variants).
+    pub ret: Option<String>,
+}
+
+/// How many names each source contributed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogCounts {
+    /// Tracepoints in `available_events`.
+    pub tracepoints: usize,
+    /// Distinct kernel text symbols (kprobe candidates).
+    pub kernel_symbols: usize,
+    /// Distinct BTF functions (kfunc candidates).
+    pub btf_functions: usize,
+}
+
+/// What the kernel offers for tracing. Cheap to share: `Send + Sync`, all methods take `&self`.
+#[derive(Debug)]
+pub struct Catalog {
+    paths: CatalogPaths,
+    /// "category:event".
+    tracepoints: NameSet,
+    /// "event" (raw tracepoints are named without category).
+    raw_tracepoints: NameSet,
+    /// kallsyms text symbols.
+    ksyms: NameSet,
+    btf: Option<BtfIndex>,
+    empty: NameSet,
+    software: NameSet,
+    hardware: NameSet,
+    profile: NameSet,
+    interval: NameSet,
+    begin_end: NameSet,
+    problems: Vec<SourceProblem>,
+    fields_cache: Mutex<HashMap<String, Option<ProbeFields>>>,
+    elf_cache: Mutex<HashMap<PathBuf, (FileStamp, Arc<ElfProbes>)>>,
+}
+
+/// Identifies one version of a file, so cached ELF listings notice rebuilt binaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+/// One provider's names with how they are spelled in full: `prefix + name + suffix`.
+struct Group<'a> {
+    prefix: String,
+    suffix: &'static str,
+    names: &'a NameSet,
+}
+
+/// A pattern either for the name part only (provider given) or for the full probe name.
+struct Matcher {
+    wild: WildMatch,
+    /// Text before the first wildcard: narrows the sorted range to scan.
+    literal: String,
+    full: bool,
+}
+
+impl Matcher {
+    fn new(pattern: &str, full: bool) -> Matcher {
+        let literal = pattern
+            .split(['*', '?'])
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        Matcher {
+            wild: WildMatch::new(pattern),
+            literal,
+            full,
+        }
+    }
+
+    /// Matching names of `g`, in sorted order.
+    fn matches<'a>(&self, g: &Group<'a>) -> Vec<&'a str> {
+        if !self.full {
+            let range = g.names.prefix_range(&self.literal);
+            return g
+                .names
+                .iter_range(range)
+                .filter(|n| self.wild.matches(n))
+                .collect();
+        }
+        // Full-name matching: use the literal prefix to skip whole groups or narrow the range.
+        let range = if self.literal.len() <= g.prefix.len() {
+            if !g.prefix.starts_with(&self.literal) {
+                return Vec::new();
+            }
+            0..g.names.len()
+        } else {
+            match self.literal.strip_prefix(g.prefix.as_str()) {
+                Some(rest) => g.names.prefix_range(rest),
+                None => return Vec::new(),
+            }
+        };
+        let mut buf = String::new();
+        g.names
+            .iter_range(range)
+            .filter(|n| {
+                buf.clear();
+                buf.push_str(&g.prefix);
+                buf.push_str(n);
+                buf.push_str(g.suffix);
+                self.wild.matches(&buf)
+            })
+            .collect()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a cache lock leaves only a cache behind; keep using it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn static_set(list: &[(&'static str, &'static str)]) -> NameSet {
+    NameSet::from_names(
+        list.iter()
+            .flat_map(|(n, a)| [*n, *a])
+            .filter(|s| !s.is_empty()),
+    )
+}
+
+fn read_text(path: &Path) -> Result<String, std::io::Error> {
+    let bytes = std::fs::read(path)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Kernel text symbols from kallsyms text (`ADDR TYPE NAME [MODULE]`), types `t`/`T` only.
+fn parse_kallsyms(text: &str) -> NameSet {
+    let mut b = NameSetBuilder::with_capacity(text.len() / 4, text.len() / 40);
+    for line in text.lines() {
+        let mut it = line.split_ascii_whitespace();
+        let (Some(_addr), Some(ty), Some(name)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        if ty != "t" && ty != "T" {
+            continue;
+        }
+        // __pfx_/__cfi_ symbols are padding and CFI preambles in front of real functions
+        // (~58k of 122k here); they can never be probed.
+        if name.starts_with("__pfx_") || name.starts_with("__cfi_") {
+            continue;
+        }
+        b.push(name, 0);
+    }
+    b.build()
+}
+
+/// Splits "provider:rest"; `None` for a word without a colon.
+fn split_provider(pattern: &str) -> Option<(&str, &str)> {
+    pattern.split_once(':')
+}
+
+fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?'])
+}
+
+/// Splits a uprobe/usdt "target:rest" at the first colon (paths have none; C++ names may).
+fn split_target(rest: &str) -> (&str, Option<&str>) {
+    match rest.split_once(':') {
+        Some((t, r)) => (t, Some(r)),
+        None => (rest, None),
+    }
+}
+
+impl Catalog {
+    /// Loads tracepoint names (`available_events`), kernel text symbols (kallsyms) and BTF
+    /// function names. BTF is parsed on a second thread while the other two are read, because
+    /// both kallsyms (generated by the kernel on each read) and BTF cost ~50 ms each.
+    /// Tracepoint fields are read lazily per event and cached. Missing sources are not fatal:
+    /// they are listed by [`Catalog::unavailable_sources`]. Fails only when none of the three
+    /// sources could be read.
+    pub fn load(paths: &CatalogPaths) -> Result<Catalog, CatalogError> {
+        let btf_path = paths.btf.clone();
+        let (btf, (tracepoints, ksyms)) = std::thread::scope(|s| {
+            let handle = std::thread::Builder::new()
+                .name("kgent-btf".into())
+                .spawn_scoped(s, || BtfIndex::load(&btf_path));
+            let rest = (Self::load_tracepoints(paths), Self::load_kallsyms(paths));
+            let btf = match handle {
+                Ok(h) => h.join().unwrap_or_else(|_| {
+                    Err(CatalogError::Btf {
+                        path: btf_path.clone(),
+                        reason: "BTF loader thread panicked".into(),
+                    })
+                }),
+                // No thread to be had: do it here.
+                Err(_) => BtfIndex::load(&btf_path),
+            };
+            (btf, rest)
+        });
+
+        let mut problems = Vec::new();
+        let tracepoints = tracepoints.unwrap_or_else(|p| {
+            problems.push(p);
+            NameSet::default()
+        });
+        let ksyms = ksyms.unwrap_or_else(|p| {
+            problems.push(p);
+            NameSet::default()
+        });
+        let btf = match btf {
+            Ok(b) => Some(b),
+            Err(e) => {
+                let reason = match e {
+                    CatalogError::Io { source, .. }
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        "no BTF file (kernel built without CONFIG_DEBUG_INFO_BTF?)".to_string()
+                    }
+                    CatalogError::Io { source, .. } => source.to_string(),
+                    CatalogError::Btf { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                problems.push(SourceProblem {
+                    source: SourceKind::Btf,
+                    path: paths.btf.clone(),
+                    reason,
+                });
+                None
+            }
+        };
+        if problems.len() == 3 {
+            let all: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            return Err(CatalogError::NoSources(all.join("; ")));
+        }
+        let raw_tracepoints = NameSet::from_names(
+            tracepoints
+                .iter()
+                .filter_map(|tp| tp.split_once(':').map(|(_, e)| e)),
+        );
+        Ok(Catalog {
+            paths: paths.clone(),
+            tracepoints,
+            raw_tracepoints,
+            ksyms,
+            btf,
+            empty: NameSet::default(),
+            software: static_set(SOFTWARE),
+            hardware: static_set(HARDWARE),
+            profile: NameSet::from_names(PROFILE_UNITS.iter().copied()),
+            interval: NameSet::from_names(INTERVAL_UNITS.iter().copied()),
+            begin_end: NameSet::from_names([""]),
+            problems,
+            fields_cache: Mutex::new(HashMap::new()),
+            elf_cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn load_tracepoints(paths: &CatalogPaths) -> Result<NameSet, SourceProblem> {
+        let path = paths.tracefs.join("available_events");
+        let problem = |reason: String| SourceProblem {
+            source: SourceKind::Tracefs,
+            path: path.clone(),
+            reason,
+        };
+        match read_text(&path) {
+            Ok(text) => {
+                let set = NameSet::from_names(tracefs::parse_available_events(&text));
+                if set.len() == 0 {
+                    return Err(problem("no tracepoints listed".into()));
+                }
+                Ok(set)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(problem(format!(
+                "tracefs is not mounted at {} (fix: mount -t tracefs nodev {})",
+                paths.tracefs.display(),
+                paths.tracefs.display()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(problem(format!(
+                "{e} (tracefs is readable by root only: run as root)"
+            ))),
+            Err(e) => Err(problem(e.to_string())),
+        }
+    }
+
+    fn load_kallsyms(paths: &CatalogPaths) -> Result<NameSet, SourceProblem> {
+        let problem = |reason: String| SourceProblem {
+            source: SourceKind::Kallsyms,
+            path: paths.kallsyms.clone(),
+            reason,
+        };
+        let text = read_text(&paths.kallsyms).map_err(|e| problem(e.to_string()))?;
+        let set = parse_kallsyms(&text);
+        if set.len() == 0 {
+            return Err(problem("no text symbols listed".into()));
+        }
+        Ok(set)
+    }
+
+    /// Sources that could not be read, and why (e.g. tracefs not mounted).
+    pub fn unavailable_sources(&self) -> &[SourceProblem] {
+        &self.problems
+    }
+
+    /// Where this catalog was read from.
+    pub fn paths(&self) -> &CatalogPaths {
+        &self.paths
+    }
+
+    /// How many names each source contributed.
+    pub fn counts(&self) -> CatalogCounts {
+        CatalogCounts {
+            tracepoints: self.tracepoints.len(),
+            kernel_symbols: self.ksyms.len(),
+            btf_functions: self.btf.as_ref().map_or(0, |b| b.funcs.len()),
+        }
+    }
+
+    fn problem_for(&self, kind: SourceKind) -> Option<&SourceProblem> {
+        self.problems.iter().find(|p| p.source == kind)
+    }
+
+    fn btf_funcs(&self) -> &NameSet {
+        self.btf.as_ref().map_or(&self.empty, |b| &b.funcs)
+    }
+
+    /// The kernel-wide name group of a probe type (`None` for uprobe/usdt, which need a file).
+    fn kernel_group(&self, pt: ProbeType) -> Option<Group<'_>> {
+        let (names, suffix) = match pt {
+            ProbeType::Tracepoint => (&self.tracepoints, ""),
+            ProbeType::Rawtracepoint => (&self.raw_tracepoints, ""),
+            ProbeType::Kprobe | ProbeType::Kretprobe => (&self.ksyms, ""),
+            ProbeType::Kfunc | ProbeType::Kretfunc => (self.btf_funcs(), ""),
+            ProbeType::Software => (&self.software, ":"),
+            ProbeType::Hardware => (&self.hardware, ":"),
+            ProbeType::Profile => (&self.profile, ":"),
+            ProbeType::Interval => (&self.interval, ":"),
+            ProbeType::Begin | ProbeType::End => {
+                return Some(Group {
+                    prefix: pt.name().to_string(),
+                    suffix: "",
+                    names: &self.begin_end,
+                })
+            }
+            ProbeType::Uprobe | ProbeType::Uretprobe | ProbeType::Usdt => return None,
+        };
+        Some(Group {
+            prefix: format!("{}:", pt.name()),
+            suffix,
+            names,
+        })
+    }
+
+    /// A warning when the source behind `pt` could not be read.
+    fn source_warning(&self, pt: ProbeType) -> Option<String> {
+        let kind = match pt {
+            ProbeType::Tracepoint | ProbeType::Rawtracepoint => SourceKind::Tracefs,
+            ProbeType::Kprobe | ProbeType::Kretprobe => SourceKind::Kallsyms,
+            ProbeType::Kfunc | ProbeType::Kretfunc => SourceKind::Btf,
+            _ => return None,
+        };
+        self.problem_for(kind).map(|p| p.to_string())
+    }
+
+    /// Parsed ELF probes of `path`, cached while the file is unchanged.
+    fn elf(&self, path: &Path) -> Result<Arc<ElfProbes>, CatalogError> {
+        let meta = std::fs::metadata(path).map_err(|source| CatalogError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let stamp = FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        };
+        if let Some((s, e)) = lock(&self.elf_cache).get(path) {
+            if *s == stamp {
+                return Ok(Arc::clone(e));
+            }
+        }
+        let probes = Arc::new(ElfProbes::read(path)?);
+        let mut cache = lock(&self.elf_cache);
+        if cache.len() >= ELF_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(path.to_path_buf(), (stamp, Arc::clone(&probes)));
+        Ok(probes)
+    }
+
+    /// Resolves a uprobe/usdt target and reads it; the error is a user-facing warning.
+    fn elf_target(&self, target: &str) -> Result<(PathBuf, Arc<ElfProbes>), String> {
+        if has_wildcard(target) {
+            return Err(format!(
+                "wildcards in uprobe/usdt paths are not supported: {target}"
+            ));
+        }
+        let path = resolve_target(target)
+            .ok_or_else(|| format!("uprobe/usdt target not found: {target}"))?;
+        let probes = self.elf(&path).map_err(|e| e.to_string())?;
+        Ok((path, probes))
+    }
+
+    /// Finds probes matching a bpftrace-style pattern: `tracepoint:syscalls:sys_enter_open*`,
+    /// `t:sched:*`, `kprobe:tcp_*`, `kfunc:vfs_*`, `uprobe:/bin/bash:read*`,
+    /// `usdt:/usr/bin/python3.11:*`, `software:*`, or a bare word such as `*openat*`, which is
+    /// matched against the full names of tracepoints, kprobes, kfuncs, software, hardware,
+    /// profile, interval, BEGIN and END (a bare word without wildcards matches as a substring).
+    /// Returns full names as `bpftrace -l` prints them, sorted, at most `limit`.
+    pub fn search(&self, pattern: &str, limit: usize) -> SearchResult {
+        let pattern = pattern.trim();
+        let mut warnings = Vec::new();
+        // Keeps the ELF listing alive while groups borrow from it.
+        let elf_holder: Arc<ElfProbes>;
+        let mut groups: Vec<Group<'_>> = Vec::new();
+        let matcher;
+
+        let provider = split_provider(pattern).filter(|(p, _)| !has_wildcard(p));
+        match provider {
+            None => {
+                // Bare word, or a wildcard in the provider: match full names everywhere.
+                let wildcard_provider = pattern.contains(':');
+                let full = if has_wildcard(pattern) || wildcard_provider {
+                    pattern.to_string()
+                } else {
+                    format!("*{pattern}*")
+                };
+                let types: &[ProbeType] = if wildcard_provider {
+                    COMPLETION_PROVIDERS
+                } else {
+                    BARE_PROVIDERS
+                };
+                groups.extend(types.iter().filter_map(|pt| self.kernel_group(*pt)));
+                matcher = Matcher::new(&full, true);
+            }
+            Some((prov, rest)) => {
+                let Some(pt) = ProbeType::from_provider(prov) else {
+                    return SearchResult {
+                        warnings: vec![format!("unknown probe type: {prov}")],
+                        ..SearchResult::default()
+                    };
+                };
+                let rest = if rest.is_empty() { "*" } else { rest };
+                match pt {
+                    ProbeType::Uprobe | ProbeType::Uretprobe | ProbeType::Usdt => {
+                        let (target, func) = split_target(rest);
+                        match self.elf_target(target) {
+                            Ok((path, probes)) => {
+                                elf_holder = probes;
+                                let usdt = pt == ProbeType::Usdt;
+                                let names = if usdt {
+                                    &elf_holder.usdt
+                                } else {
+                                    &elf_holder.funcs
+                                };
+                                groups.push(Group {
+                                    prefix: format!("{}:{}:", pt.name(), path.display()),
+                                    suffix: "",
+                                    names,
+                                });
+                                let func = func.filter(|f| !f.is_empty()).unwrap_or("*");
+                                // `usdt:PATH:name` leaves the provider out; match any provider.
+                                let func = if usdt && !func.contains(':') {
+                                    format!("*:{func}")
+                                } else {
+                                    func.to_string()
+                                };
+                                matcher = Matcher::new(&func, false);
+                            }
+                            Err(w) => {
+                                warnings.push(w);
+                                matcher = Matcher::new("", false);
+                            }
+                        }
+                    }
+                    ProbeType::Software
+                    | ProbeType::Hardware
+                    | ProbeType::Profile
+                    | ProbeType::Interval => {
+                        // `software:cpu-clock:1000000` names the event `cpu-clock`.
+                        let event = rest.split(':').next().unwrap_or("*");
+                        let event = if event.is_empty() { "*" } else { event };
+                        groups.extend(self.kernel_group(pt));
+                        matcher = Matcher::new(event, false);
+                    }
+                    ProbeType::Begin | ProbeType::End => {
+                        groups.extend(self.kernel_group(pt));
+                        matcher = Matcher::new("*", false);
+                    }
+                    _ => {
+                        groups.extend(self.kernel_group(pt));
+                        warnings.extend(self.source_warning(pt));
+                        matcher = Matcher::new(rest, false);
+                    }
+                }
+            }
+        }
+        if provider.is_none() {
+            for pt in [ProbeType::Tracepoint, ProbeType::Kprobe, ProbeType::Kfunc] {
+                warnings.extend(self.source_warning(pt));
+            }
+        }
+
+        // Each group is sorted and no group prefix is a prefix of another ("kprobe:" vs
+        // "kretprobe:" differ before their colons), so sorting groups by prefix and
+        // concatenating gives the fully sorted list without building every string.
+        groups.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        let mut total = 0;
+        let mut names = Vec::new();
+        for g in &groups {
+            let hits = matcher.matches(g);
+            total += hits.len();
+            for n in hits {
+                if names.len() >= limit {
+                    break;
+                }
+                names.push(format!("{}{}{}", g.prefix, n, g.suffix));
+            }
+        }
+        SearchResult {
+            names,
+            total_matches: total,
+            warnings,
+        }
+    }
+
+    /// Completion candidates: full probe names starting with `prefix`. A provider alias is kept
+    /// as typed (`t:syscalls:sys_enter_op` -> `t:syscalls:sys_enter_openat`), so every candidate
+    /// really starts with `prefix`. A word without a colon completes provider names
+    /// (`tra` -> `tracepoint:`); uprobe/usdt complete file paths, then symbols of that file.
+    /// Sorted, at most `limit`.
+    pub fn complete(&self, prefix: &str, limit: usize) -> Vec<String> {
+        let Some((prov, rest)) = split_provider(prefix) else {
+            let mut out: Vec<String> = COMPLETION_PROVIDERS
+                .iter()
+                .map(|pt| match pt {
+                    ProbeType::Begin | ProbeType::End => pt.name().to_string(),
+                    _ => format!("{}:", pt.name()),
+                })
+                .filter(|c| c.starts_with(prefix))
+                .collect();
+            out.sort();
+            out.truncate(limit);
+            return out;
+        };
+        let Some(pt) = ProbeType::from_provider(prov) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        match pt {
+            ProbeType::Uprobe | ProbeType::Uretprobe | ProbeType::Usdt => {
+                let (target, func) = split_target(rest);
+                match func {
+                    None => {
+                        for p in complete_path(target, limit) {
+                            out.push(format!("{prov}:{p}"));
+                        }
+                    }
+                    Some(func) => {
+                        if let Ok((_, probes)) = self.elf_target(target) {
+                            let set = if pt == ProbeType::Usdt {
+                                &probes.usdt
+                            } else {
+                                &probes.funcs
+                            };
+                            for n in set.iter_range(set.prefix_range(func)).take(limit) {
+                                out.push(format!("{prov}:{target}:{n}"));
+                            }
+                        }
+                    }
+                }
+            }
+            // BEGIN and END take no colon; the colon-less branch above offers them.
+            ProbeType::Begin | ProbeType::End => {}
+            _ => {
+                if let Some(g) = self.kernel_group(pt) {
+                    // Static groups ("software:cpu-clock:") carry a ":" that `rest` may include.
+                    let lookup = match g.suffix {
+                        "" => rest,
+                        sfx => rest.strip_suffix(sfx).unwrap_or(rest),
+                    };
+                    for n in g.names.iter_range(g.names.prefix_range(lookup)) {
+                        let cand = format!("{prov}:{n}{}", g.suffix);
+                        if cand.starts_with(prefix) {
+                            out.push(cand);
+                            if out.len() >= limit {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.truncate(limit);
+        out
+    }
+
+    /// Typed fields of a tracepoint (from its `format` file, without `common_*` fields), or
+    /// the typed parameters and return type of a kernel function from BTF for
+    /// kfunc/kretfunc/kprobe/kretprobe. Accepts aliases (`t:sched:sched_switch`). `None` for
+    /// unknown probes, wildcards, and probe types without typed arguments.
+    pub fn fields(&self, probe: &str) -> Option<ProbeFields> {
+        let (prov, rest) = split_provider(probe.trim())?;
+        let pt = ProbeType::from_provider(prov)?;
+        if has_wildcard(rest) || rest.is_empty() {
+            return None;
+        }
+        let key = format!("{}:{}", pt.name(), rest);
+        if let Some(hit) = lock(&self.fields_cache).get(&key) {
+            return hit.clone();
+        }
+        let value = match pt {
+            ProbeType::Tracepoint => self.tracepoint_fields(rest).map(|fields| ProbeFields {
+                probe: key.clone(),
+                fields,
+                ret: None,
+            }),
+            ProbeType::Kfunc | ProbeType::Kretfunc | ProbeType::Kprobe | ProbeType::Kretprobe => {
+                self.btf.as_ref().and_then(|b| b.signature(rest)).map(|(fields, ret)| {
+                    ProbeFields {
+                        probe: key.clone(),
+                        fields,
+                        ret: Some(ret),
+                    }
+                })
+            }
+            _ => None,
+        };
+        lock(&self.fields_cache).insert(key, value.clone());
+        value
+    }
+
+    fn tracepoint_fields(&self, rest: &str) -> Option<Vec<Field>> {
+        let (cat, event) = rest.split_once(':')?;
+        let safe = |s: &str| {
+            !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\0', ':'])
+        };
+        if !safe(cat) || !safe(event) {
+            return None;
+        }
+        let path = self
+            .paths
+            .tracefs
+            .join("events")
+            .join(cat)
+            .join(event)
+            .join("format");
+        let text = read_text(&path).ok()?;
+        Some(tracefs::parse_format(&text))
+    }
+}
+
+/// File-path completion for uprobe/usdt targets: directories get a trailing `/`, files a
+/// trailing `:` (ready for the function name). Hidden entries only when asked for.
+fn complete_path(partial: &str, limit: usize) -> Vec<String> {
+    let Some(slash) = partial.rfind('/') else {
+        return Vec::new();
+    };
+    let (dir, stem) = partial.split_at(slash + 1);
+    let Ok(entries) = std::fs::read_dir(if dir.is_empty() { "/" } else { dir }) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(stem) || (name.starts_with('.') && !stem.starts_with('.')) {
+            continue;
+        }
+        // Follow symlinks: /lib -> usr/lib is the usual way to reach libraries.
+        let Ok(meta) = std::fs::metadata(e.path()) else {
+            continue;
+        };
+        if meta.is_dir() {
+            out.push(format!("{dir}{name}/"));
+        } else if meta.is_file() {
+            out.push(format!("{dir}{name}:"));
+        }
+    }
+    out.sort();
+    out.truncate(limit);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kallsyms_keeps_text_and_drops_padding() {
+        let t = "ffff T vfs_read\nffff t __pfx_vfs_read\nffff D jiffies\n0 t tcp_v4_rcv\t[ipv4]\n\
+                 garbage\nffff T vfs_read\nffff t __cfi_x\n";
+        let s = parse_kallsyms(t);
+        assert_eq!(s.iter().collect::<Vec<_>>(), ["tcp_v4_rcv", "vfs_read"]);
+    }
+
+    #[test]
+    fn matcher_full_narrows_by_prefix() {
+        let set = NameSet::from_names(["vfs_read", "vfs_write", "tcp_connect"]);
+        let g = Group {
+            prefix: "kprobe:".into(),
+            suffix: "",
+            names: &set,
+        };
+        assert_eq!(Matcher::new("kprobe:vfs_*", true).matches(&g).len(), 2);
+        assert_eq!(Matcher::new("kfunc:*", true).matches(&g).len(), 0);
+        assert_eq!(Matcher::new("*conn*", true).matches(&g), ["tcp_connect"]);
+        assert_eq!(Matcher::new("k*", true).matches(&g).len(), 3);
+        assert_eq!(Matcher::new("vfs_?ead", false).matches(&g), ["vfs_read"]);
+    }
+
+    #[test]
+    fn catalog_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Catalog>();
+    }
+}

@@ -1,0 +1,72 @@
+//! The table of magics the kernel understands: one source for `%lsmagic`, `%help` and completion.
+
+/// Whether a magic takes the rest of its line (`%x`) or the whole cell (`%%x`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MagicKind {
+    Line,
+    Cell,
+}
+
+/// One magic as users see it in `%lsmagic` and `%help`.
+#[derive(Clone, Copy, Debug)]
+pub struct MagicInfo {
+    pub name: &'static str,
+    pub kind: MagicKind,
+    pub usage: &'static str,
+    pub summary: &'static str,
+}
+
+impl MagicInfo {
+    /// The name with its `%` or `%%` prefix.
+    pub fn spelled(&self) -> String {
+        match self.kind {
+            MagicKind::Line => format!("%{}", self.name),
+            MagicKind::Cell => format!("%%{}", self.name),
+        }
+    }
+}
+
+pub const MAGICS: &[MagicInfo] = &[
+    MagicInfo {
+        name: "bpftrace",
+        kind: MagicKind::Cell,
+        usage: "%%bpftrace [--timeout DURATION] [--max-lines N] [--watch] [--unsafe] [-- ARGS...]",
+        summary: "Run the rest of the cell as a bpftrace program; printf output streams live, maps \
+                  render as tables and charts. Stop it with the notebook's stop button. \
+                  --timeout stops it after DURATION (e.g. 5s, 500ms, 2m); --max-lines caps the \
+                  lines shown (the full output is kept in a file); --watch shows only the latest \
+                  frame, starting a new one at each time() call; --unsafe allows system() and \
+                  other unsafe builtins; ARGS become $1, $2, ...",
+    },
+    MagicInfo {
+        name: "nl",
+        kind: MagicKind::Cell,
+        usage: "%%nl [--model NAME] [--retries N] [--hint TEXT] [--offline]",
+        summary: "A request in plain English, turned into a checked bpftrace program. A cell \
+                  with no magic that is not a bpftrace program is read as such a request.",
+    },
+    MagicInfo {
+        name: "probes",
+        kind: MagicKind::Line,
+        usage: "%probes [-v] [--limit N] PATTERN",
+        summary: "List the attach points of the running kernel that match PATTERN \
+                  (e.g. tracepoint:syscalls:sys_enter_open*, t:sched:*, *tcp*); -v adds typed fields.",
+    },
+    MagicInfo {
+        name: "lsmagic",
+        kind: MagicKind::Line,
+        usage: "%lsmagic",
+        summary: "List the available magics.",
+    },
+    MagicInfo {
+        name: "help",
+        kind: MagicKind::Line,
+        usage: "%help [MAGIC]",
+        summary: "Show how to use this kernel, or one magic. `PROBE?` in a cell shows a probe's fields.",
+    },
+];
+
+/// Looks a magic up by name (without its `%` prefix) and kind.
+pub fn find_magic(name: &str, kind: MagicKind) -> Option<&'static MagicInfo> {
+    MAGICS.iter().find(|m| m.name == name && m.kind == kind)
+}

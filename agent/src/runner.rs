@@ -57,6 +57,9 @@ pub struct RunSpec {
     pub allow_unsafe: bool,
     /// `-v`: bpftrace then prints the verifier log (and more) on stderr.
     pub verbose: bool,
+    /// A command bpftrace starts and traces (`-c`); it ends the run when it exits.
+    /// bpftrace splits this on spaces, so it must be a plain argv.
+    pub command: Option<String>,
 }
 
 impl RunSpec {
@@ -67,6 +70,7 @@ impl RunSpec {
             args: Vec::new(),
             allow_unsafe: false,
             verbose: false,
+            command: None,
         }
     }
 }
@@ -133,6 +137,9 @@ impl BpftraceRun {
         }
         if spec.verbose {
             cmd.arg("-v");
+        }
+        if let Some(command) = &spec.command {
+            cmd.arg("-c").arg(command);
         }
         cmd.arg("-e").arg(&spec.program);
         cmd.args(&spec.args);

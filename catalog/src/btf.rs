@@ -31,6 +31,11 @@ impl BtfIndex {
     /// faster to open than the fully-parsed cache backend (~45 ms vs ~200 ms for vmlinux);
     /// kernels that cannot mmap `/sys/kernel/btf/vmlinux` (before 6.16) fall back to reading it.
     pub(crate) fn load(path: &Path) -> Result<BtfIndex, CatalogError> {
+        // Checked up front so that "no such file" stays an io::Error callers can recognise.
+        std::fs::File::open(path).map_err(|source| CatalogError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let err = |reason: String| CatalogError::Btf {
             path: path.to_path_buf(),
             reason,
@@ -107,10 +112,10 @@ impl BtfIndex {
         let Ok(ty) = self.btf.resolve_type_by_id(id) else {
             return "?".into();
         };
-        let inner = |t: &dyn BtfType| t.get_type_id().map_or_else(
-            || "void".to_string(),
-            |i| self.type_name(i, depth + 1),
-        );
+        let inner = |t: &dyn BtfType| {
+            t.get_type_id()
+                .map_or_else(|| "void".to_string(), |i| self.type_name(i, depth + 1))
+        };
         let tagged = |kw: &str, n: String| {
             if n.is_empty() {
                 format!("{kw} (anon)")

@@ -179,9 +179,10 @@ pub fn bpftrace_info(path: &Path) -> Option<BpftraceInfo> {
 
 /// `"bpftrace v0.17.0\n"` -> ("0.17.0", (0, 17)); also accepts `v0.21.2-dirty` style suffixes.
 fn parse_version(text: &str) -> Option<(String, (u32, u32))> {
-    let word = text
-        .split_whitespace()
-        .find(|w| w.trim_start_matches('v').starts_with(|c: char| c.is_ascii_digit()))?;
+    let word = text.split_whitespace().find(|w| {
+        w.trim_start_matches('v')
+            .starts_with(|c: char| c.is_ascii_digit())
+    })?;
     let version = word.trim_start_matches('v').to_string();
     let mut nums = version
         .split(|c: char| !c.is_ascii_digit())
@@ -423,7 +424,9 @@ pub fn detect(bpftrace: &BpftraceInfo) -> BTreeMap<ProbeType, Support> {
     }
     for (pt, program, handle) in running {
         let outcome = match handle {
-            Some(h) => h.join().unwrap_or_else(|_| RunOutcome::failed("probe thread panicked")),
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| RunOutcome::failed("probe thread panicked")),
             // Could not start a thread: run it here instead.
             None => run_program(&bpftrace.path, &program),
         };
@@ -461,11 +464,15 @@ fn plan_probes() -> Vec<(ProbeType, Plan)> {
     let mut plans = Vec::new();
 
     // Tracepoint: a cheap, always-present event.
-    let tp = ["syscalls:sys_enter_getpid", "sched:sched_process_exec", "sched:sched_switch"]
-        .into_iter()
-        .find(|e| has_event(e))
-        .map(str::to_string)
-        .or_else(|| events.lines().next().map(|l| l.trim().to_string()));
+    let tp = [
+        "syscalls:sys_enter_getpid",
+        "sched:sched_process_exec",
+        "sched:sched_switch",
+    ]
+    .into_iter()
+    .find(|e| has_event(e))
+    .map(str::to_string)
+    .or_else(|| events.lines().next().map(|l| l.trim().to_string()));
     plans.push((
         ProbeType::Tracepoint,
         match (&tracefs, tp) {
@@ -477,7 +484,9 @@ fn plan_probes() -> Vec<(ProbeType, Plan)> {
 
     // Kprobes need the kprobe PMU or tracefs kprobe_events; without both the kernel has none.
     let kprobe_pmu = Path::new("/sys/bus/event_source/devices/kprobe").exists();
-    let kprobe_events = tracefs.as_ref().is_some_and(|t| t.join("kprobe_events").exists());
+    let kprobe_events = tracefs
+        .as_ref()
+        .is_some_and(|t| t.join("kprobe_events").exists());
     let kfunc_target = ["vfs_read", "do_nanosleep", "ksys_read"];
     let (kp, krp) = if !kprobe_pmu && !kprobe_events && tracefs.is_some() {
         let r = "kernel has no kprobes (CONFIG_KPROBES off: no kprobe_events in tracefs, no kprobe PMU)";
@@ -505,7 +514,10 @@ fn plan_probes() -> Vec<(ProbeType, Plan)> {
             let r = "no kernel BTF (/sys/kernel/btf/vmlinux): kernel built without CONFIG_DEBUG_INFO_BTF";
             (fails(r), fails(r))
         }
-        Ok(btf) => match kfunc_target.into_iter().find(|f| btf.funcs.find(f).is_some()) {
+        Ok(btf) => match kfunc_target
+            .into_iter()
+            .find(|f| btf.funcs.find(f).is_some())
+        {
             Some(f) => (run(format!("kfunc:{f}")), run(format!("kretfunc:{f}"))),
             None => {
                 let r = format!("none of {} in BTF", kfunc_target.join(", "));
@@ -526,13 +538,17 @@ fn plan_probes() -> Vec<(ProbeType, Plan)> {
     ));
 
     // Uprobe: a libc or shell function that the ELF really exports.
-    let uprobe_target = [("libc", "malloc"), ("/bin/bash", "readline"), ("/bin/sh", "main")]
-        .into_iter()
-        .find_map(|(t, f)| {
-            let path = resolve_target(t)?;
-            let elf = ElfProbes::read(&path).ok()?;
-            elf.funcs.find(f).map(|_| (path, f))
-        });
+    let uprobe_target = [
+        ("libc", "malloc"),
+        ("/bin/bash", "readline"),
+        ("/bin/sh", "main"),
+    ]
+    .into_iter()
+    .find_map(|(t, f)| {
+        let path = resolve_target(t)?;
+        let elf = ElfProbes::read(&path).ok()?;
+        elf.funcs.find(f).map(|_| (path, f))
+    });
     let (up, urp) = match uprobe_target {
         Some((p, f)) => (
             run(format!("uprobe:{}:{f}", p.display())),
@@ -558,8 +574,14 @@ fn plan_probes() -> Vec<(ProbeType, Plan)> {
     ));
     plans.push((ProbeType::Profile, run("profile:hz:99".into())));
     plans.push((ProbeType::Interval, run("interval:s:1".into())));
-    plans.push((ProbeType::Software, run("software:cpu-clock:1000000".into())));
-    plans.push((ProbeType::Hardware, run("hardware:cpu-cycles:1000000".into())));
+    plans.push((
+        ProbeType::Software,
+        run("software:cpu-clock:1000000".into()),
+    ));
+    plans.push((
+        ProbeType::Hardware,
+        run("hardware:cpu-cycles:1000000".into()),
+    ));
     plans.push((ProbeType::Begin, Plan::Run("BEGIN { exit(); }".into())));
     plans.push((ProbeType::End, Plan::Run("END {} BEGIN { exit(); }".into())));
     plans
@@ -581,7 +603,11 @@ fn find_usdt_probe() -> Option<(PathBuf, String)> {
         pythons.sort();
         candidates.extend(pythons);
     }
-    candidates.extend(["stdc++", "node", "ruby"].iter().filter_map(|t| resolve_target(t)));
+    candidates.extend(
+        ["stdc++", "node", "ruby"]
+            .iter()
+            .filter_map(|t| resolve_target(t)),
+    );
     candidates.into_iter().find_map(|p| {
         let elf = ElfProbes::read(&p).ok()?;
         let first = elf.usdt.iter().next()?.to_string();
@@ -621,7 +647,14 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration) -> std::io::Result<RunO
     // (prctl, getppid) without allocating.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             // The parent may have died before prctl took effect: then nobody would kill us.
@@ -911,7 +944,11 @@ pub fn doctor_lines(caps: &Capabilities) -> Vec<DoctorLine> {
         Some(b) if b.major_minor < (0, 17) => DoctorLine::new(
             "bpftrace",
             false,
-            format!("bpftrace {} at {} is older than 0.17", b.version, b.path.display()),
+            format!(
+                "bpftrace {} at {} is older than 0.17",
+                b.version,
+                b.path.display()
+            ),
             Some("install bpftrace 0.17 or newer".into()),
         ),
         Some(b) => DoctorLine::new(
@@ -947,7 +984,10 @@ pub fn doctor_lines(caps: &Capabilities) -> Vec<DoctorLine> {
         DoctorLine::new(
             "privileges",
             false,
-            format!("euid {} without CAP_BPF+CAP_PERFMON or CAP_SYS_ADMIN", p.euid),
+            format!(
+                "euid {} without CAP_BPF+CAP_PERFMON or CAP_SYS_ADMIN",
+                p.euid
+            ),
             Some(grant.into()),
         )
     } else if p.euid != 0
@@ -1015,7 +1055,10 @@ pub fn alternatives(pt: ProbeType, caps: &Capabilities) -> Vec<String> {
             (P::Tracepoint, TRACEPOINT_HINT),
         ],
         P::Kretprobe => &[
-            (P::Kretfunc, "kretfunc:FUNCTION (same function, retval and typed args)"),
+            (
+                P::Kretfunc,
+                "kretfunc:FUNCTION (same function, retval and typed args)",
+            ),
             (
                 P::Tracepoint,
                 "tracepoint:syscalls:sys_exit_* (args->ret) for system call results",
@@ -1023,7 +1066,10 @@ pub fn alternatives(pt: ProbeType, caps: &Capabilities) -> Vec<String> {
             (P::Tracepoint, TRACEPOINT_HINT),
         ],
         P::Kfunc => &[
-            (P::Kprobe, "kprobe:FUNCTION (same function, untyped arg0..argN)"),
+            (
+                P::Kprobe,
+                "kprobe:FUNCTION (same function, untyped arg0..argN)",
+            ),
             (P::Tracepoint, TRACEPOINT_HINT),
         ],
         P::Kretfunc => &[
@@ -1034,13 +1080,25 @@ pub fn alternatives(pt: ProbeType, caps: &Capabilities) -> Vec<String> {
             ),
             (P::Tracepoint, TRACEPOINT_HINT),
         ],
-        P::Rawtracepoint => &[(P::Tracepoint, "tracepoint:CATEGORY:EVENT (same event, typed args)")],
+        P::Rawtracepoint => &[(
+            P::Tracepoint,
+            "tracepoint:CATEGORY:EVENT (same event, typed args)",
+        )],
         P::Tracepoint => &[
-            (P::Kfunc, "kfunc:FUNCTION for the kernel function behind the event"),
-            (P::Kprobe, "kprobe:FUNCTION for the kernel function behind the event"),
+            (
+                P::Kfunc,
+                "kfunc:FUNCTION for the kernel function behind the event",
+            ),
+            (
+                P::Kprobe,
+                "kprobe:FUNCTION for the kernel function behind the event",
+            ),
         ],
         P::Hardware => &[
-            (P::Software, "software:cpu-clock:N or software:task-clock:N (software counters)"),
+            (
+                P::Software,
+                "software:cpu-clock:N or software:task-clock:N (software counters)",
+            ),
             (P::Profile, "profile:hz:99 (timed CPU sampling)"),
         ],
         P::Software => &[(P::Profile, "profile:hz:99 (timed CPU sampling)")],
@@ -1049,9 +1107,18 @@ pub fn alternatives(pt: ProbeType, caps: &Capabilities) -> Vec<String> {
             (P::Interval, "interval:s:1 (periodic, on one CPU)"),
         ],
         P::Interval => &[(P::Profile, "profile:s:1 (periodic, on every CPU)")],
-        P::Uprobe => &[(P::Usdt, "usdt:BINARY:PROVIDER:NAME if the program has USDT probes")],
-        P::Uretprobe => &[(P::Uprobe, "uprobe:BINARY:FUNCTION at entry, timing in a map")],
-        P::Usdt => &[(P::Uprobe, "uprobe:BINARY:FUNCTION on the function the probe sits in")],
+        P::Uprobe => &[(
+            P::Usdt,
+            "usdt:BINARY:PROVIDER:NAME if the program has USDT probes",
+        )],
+        P::Uretprobe => &[(
+            P::Uprobe,
+            "uprobe:BINARY:FUNCTION at entry, timing in a map",
+        )],
+        P::Usdt => &[(
+            P::Uprobe,
+            "uprobe:BINARY:FUNCTION on the function the probe sits in",
+        )],
         P::Begin | P::End => &[],
     };
     // Unknown or untested types may work; only types measured to fail are left out.
@@ -1142,15 +1209,24 @@ mod tests {
             stderr: stderr.into(),
         };
         let memlock = "ERROR: Unknown error -1: couldn't set RLIMIT_MEMLOCK for bpftrace. If your program is not loading, you can try \"ulimit -l 8192\" to fix the problem\n";
-        assert_eq!(classify(&run(Some(0), memlock), "BEGIN { exit(); }"), Support::Works);
+        assert_eq!(
+            classify(&run(Some(0), memlock), "BEGIN { exit(); }"),
+            Support::Works
+        );
 
         let prog = "kprobe:vfs_read {} BEGIN { exit(); }";
         let kp = format!("{memlock}stdin:1:1-16: WARNING: vfs_read is not traceable\n{prog}\n~~~~~~~~~~~~~~~\ncreate_probe_event: open(/sys/kernel/tracing/kprobe_events): No such file or directory\nERROR: Error attaching probe: 'kprobe:vfs_read'\n");
         let Support::Fails { reason } = classify(&run(Some(255), &kp), prog) else {
             panic!("kprobe must fail")
         };
-        assert!(reason.starts_with("attach failed: create_probe_event"), "{reason}");
-        assert!(!reason.contains("RLIMIT") && !reason.contains("WARNING"), "{reason}");
+        assert!(
+            reason.starts_with("attach failed: create_probe_event"),
+            "{reason}"
+        );
+        assert!(
+            !reason.contains("RLIMIT") && !reason.contains("WARNING"),
+            "{reason}"
+        );
 
         let kf = format!("{memlock}stdin:1:1-15: ERROR: kfunc/kretfunc not available for your kernel version.\nkfunc:vfs_read {{}} BEGIN {{ exit(); }}\n~~~~~~~~~~~~~~\n");
         let Support::Fails { reason } =
@@ -1169,14 +1245,18 @@ mod tests {
             stdout: String::new(),
             stderr: String::new(),
         };
-        assert!(matches!(classify(&t, ""), Support::Fails { reason } if reason.contains("timed out")));
+        assert!(
+            matches!(classify(&t, ""), Support::Fails { reason } if reason.contains("timed out"))
+        );
         let none = RunOutcome {
             status: Some(1),
             timed_out: false,
             stdout: "No probes to attach\n".into(),
             stderr: String::new(),
         };
-        assert!(matches!(classify(&none, ""), Support::Fails { reason } if reason == "nothing matched"));
+        assert!(
+            matches!(classify(&none, ""), Support::Fails { reason } if reason == "nothing matched")
+        );
     }
 
     #[test]
@@ -1252,7 +1332,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (out.status, out.timed_out, out.stdout.as_str(), out.stderr.as_str()),
+            (
+                out.status,
+                out.timed_out,
+                out.stdout.as_str(),
+                out.stderr.as_str()
+            ),
             (Some(3), false, "hi\n", "err\n")
         );
         let started = Instant::now();

@@ -33,13 +33,15 @@ impl ElfProbes {
         };
         let file = object::File::parse(&*data).map_err(|e| err(e.to_string()))?;
         let mut funcs = NameSetBuilder::default();
-        for sym in file.symbols().chain(file.dynamic_symbols()) {
-            if sym.kind() != SymbolKind::Text || !sym.is_definition() {
-                continue;
-            }
-            if let Ok(name) = sym.name() {
-                if !name.is_empty() {
-                    funcs.push(name, 0);
+        push_functions(&file, &mut funcs);
+        // Stripped files (Debian's libc) keep local functions in a separate debug file; bpftrace
+        // reads it too, so `uprobe:libc:malloc_*` lists the same names.
+        if file.symbol_table().is_none() {
+            if let Some(debug) = debug_file(path, &file) {
+                if let Ok(bytes) = std::fs::read(&debug) {
+                    if let Ok(dfile) = object::File::parse(&*bytes) {
+                        push_functions(&dfile, &mut funcs);
+                    }
                 }
             }
         }
@@ -53,6 +55,59 @@ impl ElfProbes {
             usdt: NameSet::from_names(usdt.iter().map(String::as_str)),
         })
     }
+}
+
+/// Defined function symbols (STT_FUNC and STT_GNU_IFUNC) of `.symtab` and `.dynsym`.
+/// Imported (undefined) functions are left out: they have no code in this file to probe,
+/// although bpftrace 0.17 lists them. `.part.N` pieces of split functions are left out as
+/// bpftrace does.
+fn push_functions(file: &object::File<'_>, out: &mut NameSetBuilder) {
+    for sym in file.symbols().chain(file.dynamic_symbols()) {
+        // `is_definition()` would drop IFUNCs (memcpy, strlen...), so test the section instead.
+        if sym.kind() != SymbolKind::Text || sym.is_undefined() {
+            continue;
+        }
+        if let Ok(name) = sym.name() {
+            if !name.is_empty() && !name.contains(".part.") {
+                out.push(name, 0);
+            }
+        }
+    }
+}
+
+/// Where the separate debug file of `path` lives: by build id under
+/// `/usr/lib/debug/.build-id/`, else by `.gnu_debuglink` name next to the file, in its `.debug/`
+/// directory, or under `/usr/lib/debug/` (the places gdb and bcc look).
+fn debug_file(path: &Path, file: &object::File<'_>) -> Option<PathBuf> {
+    const DEBUG_ROOT: &str = "/usr/lib/debug";
+    if let Ok(Some(id)) = file.build_id() {
+        if id.len() > 1 {
+            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            let p = Path::new(DEBUG_ROOT)
+                .join(".build-id")
+                .join(&hex[..2])
+                .join(format!("{}.debug", &hex[2..]));
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    let (name, _crc) = file.gnu_debuglink().ok()??;
+    let name = std::str::from_utf8(name).ok()?;
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    let real = std::fs::canonicalize(path).ok()?;
+    let dir = real.parent()?;
+    let rel = dir.strip_prefix("/").unwrap_or(dir);
+    [
+        dir.join(name),
+        dir.join(".debug").join(name),
+        Path::new(DEBUG_ROOT).join(rel).join(name),
+    ]
+    .into_iter()
+    // The debuglink may name the file itself; that adds nothing.
+    .find(|p| p.is_file() && std::fs::canonicalize(p).ok().as_deref() != Some(real.as_path()))
 }
 
 /// "provider:name" of every stapsdt note. Each note's descriptor is three addresses (probe pc,

@@ -8,9 +8,9 @@
 //! - [`caps`]: bpftrace, tracefs, privileges, which probe types attach, `kgent doctor` lines and
 //!   alternatives for probe types that fail.
 
+mod btf;
 pub mod caps;
 pub mod catalog;
-mod btf;
 mod elf;
 mod error;
 mod names;

@@ -50,12 +50,13 @@ impl NameSetBuilder {
         self.spans.push(Span { start, len, tag });
     }
 
-    /// Sorts and de-duplicates; for duplicate names the first tag pushed wins.
+    /// Sorts and de-duplicates; for duplicate names the smallest tag wins.
     pub(crate) fn build(self) -> NameSet {
         let NameSetBuilder { arena, mut spans } = self;
         let text = |s: &Span| &arena[s.start as usize..(s.start + s.len) as usize];
-        // Stable sort keeps the first-pushed duplicate first, so dedup keeps its tag.
-        spans.sort_by(|a, b| text(a).cmp(text(b)));
+        // Ties broken by tag make the kept duplicate deterministic (the smallest tag) while
+        // allowing the faster unstable sort.
+        spans.sort_unstable_by(|a, b| text(a).cmp(text(b)).then(a.tag.cmp(&b.tag)));
         spans.dedup_by(|later, earlier| text(later) == text(earlier));
         spans.shrink_to_fit();
         NameSet { arena, spans }
@@ -122,12 +123,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sorts_dedups_and_keeps_first_tag() {
+    fn sorts_dedups_and_keeps_smallest_tag() {
         let mut b = NameSetBuilder::default();
         b.push("vfs_write", 3);
-        b.push("vfs_read", 1);
-        b.push("tcp_connect", 7);
         b.push("vfs_read", 9);
+        b.push("tcp_connect", 7);
+        b.push("vfs_read", 1);
         let s = b.build();
         assert_eq!(
             s.iter().collect::<Vec<_>>(),

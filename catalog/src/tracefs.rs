@@ -94,7 +94,15 @@ mod tests {
         let f = parse_format(OPENAT);
         let got: Vec<_> = f
             .iter()
-            .map(|f| (f.name.as_str(), f.c_type.as_str(), f.offset, f.size, f.signed))
+            .map(|f| {
+                (
+                    f.name.as_str(),
+                    f.c_type.as_str(),
+                    f.offset,
+                    f.size,
+                    f.signed,
+                )
+            })
             .collect();
         assert_eq!(
             got,
@@ -118,7 +126,9 @@ mod tests {
 
     #[test]
     fn odd_declarations_do_not_panic() {
-        for d in ["", "[", "]", "x]", "[]", "int [", "*", "int 9x", "ünï x", "a b[ü]"] {
+        for d in [
+            "", "[", "]", "x]", "[]", "int [", "*", "int 9x", "ünï x", "a b[ü]",
+        ] {
             let _ = split_declaration(d);
         }
     }

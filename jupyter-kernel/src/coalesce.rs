@@ -50,6 +50,7 @@ impl Coalescer {
     }
 
     /// Sets the byte budget per second (tests use small ones).
+    #[cfg(test)]
     pub fn with_bytes_per_second(mut self, bytes: usize) -> Self {
         self.bytes_per_second = bytes.max(1);
         self
@@ -103,6 +104,7 @@ impl Coalescer {
         })
     }
 
+    #[cfg(test)]
     pub fn shown_lines(&self) -> u64 {
         self.shown_lines
     }

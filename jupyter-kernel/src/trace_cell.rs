@@ -56,14 +56,57 @@ pub async fn run(
         Ok(path) => path,
         Err(outcome) => return outcome,
     };
+    let script = match &options.command {
+        Some(command) => match write_command_script(command, count.0).await {
+            Ok(path) => Some(path),
+            Err(e) => {
+                return CellOutcome::error(
+                    "CommandError",
+                    &format!("cannot prepare the -c command: {e}"),
+                    vec![format!("{RED}cannot prepare the -c command{RESET}: {e}")],
+                )
+            }
+        },
+        None => None,
+    };
     let spec = RunSpec {
         bpftrace,
         program: program.to_string(),
         args: options.args.clone(),
         allow_unsafe: options.allow_unsafe,
         verbose: false,
+        command: script.as_ref().map(|p| format!("/bin/sh {}", p.display())),
     };
-    let run = match BpftraceRun::spawn(&spec) {
+    let outcome = run_spec(kernel, parent, count, options, &spec, program, first_line).await;
+    if let Some(path) = script {
+        let _ = tokio::fs::remove_file(path).await;
+    }
+    outcome
+}
+
+/// bpftrace splits `-c` on spaces with no quoting, so a shell command goes through a
+/// script file whose path has no spaces.
+async fn write_command_script(command: &str, count: usize) -> std::io::Result<PathBuf> {
+    let mut dir = run_dir();
+    if dir.to_string_lossy().contains(char::is_whitespace) {
+        dir = std::env::temp_dir();
+    }
+    tokio::fs::create_dir_all(&dir).await?;
+    let path = dir.join(format!("cmd-{}-cell{count}-{}.sh", std::process::id(), uuid::Uuid::new_v4().simple()));
+    tokio::fs::write(&path, format!("{command}\n")).await?;
+    Ok(path)
+}
+
+async fn run_spec(
+    kernel: &Kernel,
+    parent: &JupyterMessage,
+    count: ExecutionCount,
+    options: &BpftraceOptions,
+    spec: &RunSpec,
+    program: &str,
+    first_line: usize,
+) -> CellOutcome {
+    let run = match BpftraceRun::spawn(spec) {
         Ok(run) => run,
         Err(e @ RunError::NotFound { .. }) => return missing_bpftrace(&e.to_string()),
         Err(e) => return CellOutcome::error("SpawnError", &e.to_string(), vec![format!("{RED}{e}{RESET}")]),
@@ -73,7 +116,7 @@ pub async fn run(
 
     if let Some(mut failure) = exit.failure.clone() {
         if failure.kind == FailureKind::Verifier && failure.log.is_empty() {
-            failure.log = verifier_log(&spec).await;
+            failure.log = verifier_log(spec).await;
         }
         live.flush_text().await;
         return failure_outcome(&failure, program, first_line);

@@ -25,6 +25,10 @@ pub struct BpftraceOptions {
     /// Allow unsafe builtins such as system() and signal().
     #[arg(long = "unsafe")]
     pub allow_unsafe: bool,
+    /// Run this shell command under the program (bpftrace -c): tracing ends when it exits,
+    /// and `cpid` is its process id.
+    #[arg(short = 'c', long = "command")]
+    pub command: Option<String>,
     /// Attach even when the checks before load report errors.
     #[arg(long)]
     pub force: bool,
@@ -390,7 +394,7 @@ mod tests {
 
     #[test]
     fn bpftrace_cell_with_options_and_args() {
-        let cell = parse_cell("%%bpftrace --timeout 5s --max-lines 10 -- 42 bash\nBEGIN { exit(); }\n")
+        let cell = parse_cell("%%bpftrace --timeout 5s --max-lines 10 -c 'ls -l /tmp' -- 42 bash\nBEGIN { exit(); }\n")
             .unwrap();
         let Cell::Bpftrace {
             options,
@@ -403,6 +407,7 @@ mod tests {
         assert_eq!(options.timeout, Some(Duration::from_secs(5)));
         assert_eq!(options.max_lines, Some(10));
         assert_eq!(options.args, vec!["42", "bash"]);
+        assert_eq!(options.command.as_deref(), Some("ls -l /tmp"));
         assert_eq!(program, "BEGIN { exit(); }\n");
         assert_eq!(first_line, 2);
     }

@@ -30,10 +30,11 @@ pub const MAGICS: &[MagicInfo] = &[
     MagicInfo {
         name: "bpftrace",
         kind: MagicKind::Cell,
-        usage: "%%bpftrace [--timeout DURATION] [--max-lines N] [--watch] [--unsafe] [-- ARGS...]",
+        usage: "%%bpftrace [--timeout DURATION] [-c COMMAND] [--max-lines N] [--watch] [--unsafe] [--force] [-- ARGS...]",
         summary: "Run the rest of the cell as a bpftrace program; printf output streams live, maps \
                   render as tables and charts. Stop it with the notebook's stop button. \
-                  --timeout stops it after DURATION (e.g. 5s, 500ms, 2m); --max-lines caps the \
+                  --timeout stops it after DURATION (e.g. 5s, 500ms, 2m); -c runs a shell \
+                  command while tracing and stops when it exits (its pid is `cpid`); --max-lines caps the \
                   lines shown (the full output is kept in a file); --watch shows only the latest \
                   frame, starting a new one at each time() call; --unsafe allows system() and \
                   other unsafe builtins; ARGS become $1, $2, ...",

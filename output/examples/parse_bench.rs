@@ -38,23 +38,50 @@ fn main() {
         .collect();
     let map: Vec<String> = (0..1_000)
         .map(|i| {
-            let members: Vec<String> = (0..20).map(|k| format!(r#""comm{k}": {}"#, i * k)).collect();
-            format!(r#"{{"type": "map", "data": {{"@c": {{{}}}}}}}"#, members.join(", "))
+            let members: Vec<String> = (0..20)
+                .map(|k| format!(r#""comm{k}": {}"#, i * k))
+                .collect();
+            format!(
+                r#"{{"type": "map", "data": {{"@c": {{{}}}}}}}"#,
+                members.join(", ")
+            )
         })
         .collect();
     let hist: Vec<String> = (0..1_000)
         .map(|i| {
             let buckets: Vec<String> = (0..20)
-                .map(|p| format!(r#"{{"min": {}, "max": {}, "count": {}}}"#, 1u64 << p, (2u64 << p) - 1, i + p))
+                .map(|p| {
+                    format!(
+                        r#"{{"min": {}, "max": {}, "count": {}}}"#,
+                        1u64 << p,
+                        (2u64 << p) - 1,
+                        i + p
+                    )
+                })
                 .collect();
-            format!(r#"{{"type": "hist", "data": {{"@h": [{}]}}}}"#, buckets.join(", "))
+            format!(
+                r#"{{"type": "hist", "data": {{"@h": [{}]}}}}"#,
+                buckets.join(", ")
+            )
         })
         .collect();
 
     // Warm up caches and the allocator.
     lines_per_sec(&printf, 5);
-    println!("printf lines (~100 B):          {:>12.0} lines/s", lines_per_sec(&printf, 50));
-    println!("printf lines, escaped UTF-8:    {:>12.0} lines/s", lines_per_sec(&printf_utf8, 50));
-    println!("map lines (20 keys, ~300 B):    {:>12.0} lines/s", lines_per_sec(&map, 100));
-    println!("hist lines (20 buckets, ~900 B): {:>11.0} lines/s", lines_per_sec(&hist, 100));
+    println!(
+        "printf lines (~100 B):          {:>12.0} lines/s",
+        lines_per_sec(&printf, 50)
+    );
+    println!(
+        "printf lines, escaped UTF-8:    {:>12.0} lines/s",
+        lines_per_sec(&printf_utf8, 50)
+    );
+    println!(
+        "map lines (20 keys, ~300 B):    {:>12.0} lines/s",
+        lines_per_sec(&map, 100)
+    );
+    println!(
+        "hist lines (20 buckets, ~900 B): {:>11.0} lines/s",
+        lines_per_sec(&hist, 100)
+    );
 }

@@ -23,7 +23,10 @@ fn main() {
                         continue;
                     };
                     let b = render_map(dump, &opts);
-                    println!("--- {} plain\n{}\n--- markdown\n{}\n--- html\n{}", dump.name, b.plain, b.markdown, b.html);
+                    println!(
+                        "--- {} plain\n{}\n--- markdown\n{}\n--- html\n{}",
+                        dump.name, b.plain, b.markdown, b.html
+                    );
                     if let (Some(svg), Some(dir)) = (&b.svg, &svg_dir) {
                         n += 1;
                         let path = std::path::Path::new(dir).join(format!("{n}.svg"));

@@ -46,6 +46,8 @@
 //!   lines parse to no events.
 //! * With `-c CMD`, the command's own stdout is interleaved as plain text.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::json::{repair_signed_escapes, Envelope, Json};
@@ -129,7 +131,7 @@ pub struct Bucket {
 }
 
 /// The value of a `stats()` map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Stats {
     pub count: u64,
     pub average: i128,
@@ -190,10 +192,10 @@ pub fn parse_line(line: &str) -> Result<Vec<OutputEvent>, ParseError> {
         return Ok(vec![unknown(&kind, None, Vec::new())]);
     };
     let event = match (kind.as_ref(), data) {
-        ("printf", Json::Str(s)) => OutputEvent::Printf(s),
-        ("time", Json::Str(s)) => OutputEvent::Time(s),
-        ("cat", Json::Str(s)) => OutputEvent::Cat(s),
-        ("join", Json::Str(s)) => OutputEvent::Join(s),
+        ("printf", Json::Str(s)) => OutputEvent::Printf(s.into_owned()),
+        ("time", Json::Str(s)) => OutputEvent::Time(s.into_owned()),
+        ("cat", Json::Str(s)) => OutputEvent::Cat(s.into_owned()),
+        ("join", Json::Str(s)) => OutputEvent::Join(s.into_owned()),
         ("value", data) => OutputEvent::Value(data.into_value()),
         ("attached_probes", data) => match single_count(&data, "probes") {
             Some(n) => OutputEvent::AttachedProbes(n),
@@ -204,15 +206,20 @@ pub fn parse_line(line: &str) -> Result<Vec<OutputEvent>, ParseError> {
             None => unknown(&kind, Some(data), Vec::new()),
         },
         ("map" | "hist" | "stats", Json::Obj(maps)) => {
-            // Classify every map first so a bad shape falls back to Unknown
-            // without losing any data.
-            let classified: Option<Vec<MapValue>> =
-                maps.iter().map(|(_, v)| classify(&kind, v)).collect();
-            return Ok(match classified {
-                Some(values) => maps
+            // Check every map's shape first so that a bad one turns the
+            // whole event into Unknown without losing data; then move the
+            // strings into place without copying.
+            let shapes: Option<Vec<Shape>> = maps.iter().map(|(_, v)| shape(&kind, v)).collect();
+            return Ok(match shapes {
+                Some(shapes) => maps
                     .into_iter()
-                    .zip(values)
-                    .map(|((name, _), value)| OutputEvent::Map(MapDump { name, value }))
+                    .zip(shapes)
+                    .map(|((name, v), shape)| {
+                        OutputEvent::Map(MapDump {
+                            name: name.into_owned(),
+                            value: convert(shape, v),
+                        })
+                    })
                     .collect(),
                 None => vec![unknown(&kind, Some(Json::Obj(maps)), Vec::new())],
             });
@@ -222,13 +229,13 @@ pub fn parse_line(line: &str) -> Result<Vec<OutputEvent>, ParseError> {
     Ok(vec![event])
 }
 
-fn unknown(kind: &str, data: Option<Json>, extra: Vec<(String, Json)>) -> OutputEvent {
+fn unknown(kind: &str, data: Option<Json<'_>>, extra: Vec<(String, Json<'_>)>) -> OutputEvent {
     let data = if extra.is_empty() {
         data.unwrap_or(Json::Null)
     } else {
-        let mut members = extra;
+        let mut members: Vec<_> = extra.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect();
         if let Some(d) = data {
-            members.push(("data".to_owned(), d));
+            members.push((Cow::Borrowed("data"), d));
         }
         Json::Obj(members)
     };
@@ -239,7 +246,7 @@ fn unknown(kind: &str, data: Option<Json>, extra: Vec<(String, Json)>) -> Output
 }
 
 /// `{"<field>": N}` → N.
-fn single_count(data: &Json, field: &str) -> Option<u64> {
+fn single_count(data: &Json<'_>, field: &str) -> Option<u64> {
     match data {
         Json::Obj(members) => match members.as_slice() {
             [(k, v)] if k == field => as_u64(v),
@@ -249,77 +256,117 @@ fn single_count(data: &Json, field: &str) -> Option<u64> {
     }
 }
 
-fn as_int(v: &Json) -> Option<i128> {
+fn as_int(v: &Json<'_>) -> Option<i128> {
     match v {
         Json::Int(i) => Some(*i),
         _ => None,
     }
 }
 
-fn as_u64(v: &Json) -> Option<u64> {
+fn as_u64(v: &Json<'_>) -> Option<u64> {
     as_int(v).and_then(|i| u64::try_from(i).ok())
 }
 
-fn scalar(v: &Json) -> Scalar {
+fn scalar(v: Json<'_>) -> Scalar {
     match v {
-        Json::Int(i) => Scalar::Int(*i),
-        Json::Str(s) => Scalar::Str(s.clone()),
-        other => Scalar::Other(other.clone().into_value()),
+        Json::Int(i) => Scalar::Int(i),
+        Json::Str(s) => Scalar::Str(s.into_owned()),
+        other => Scalar::Other(other.into_value()),
     }
+}
+
+/// The shape of one map's data.
+#[derive(Clone, Copy)]
+enum Shape {
+    Scalar,
+    Keyed,
+    Hist,
+    KeyedHist,
+    Stats,
+    KeyedStats,
 }
 
 /// Decides the shape of one map's data given the event type; `None` when it
 /// fits no known shape.
-fn classify(kind: &str, v: &Json) -> Option<MapValue> {
+fn shape(kind: &str, v: &Json<'_>) -> Option<Shape> {
+    let all = |members: &[(Cow<'_, str>, Json<'_>)], ok: &dyn Fn(&Json<'_>) -> bool| {
+        members.iter().all(|(_, v)| ok(v))
+    };
     match (kind, v) {
-        ("map", Json::Obj(members)) => Some(MapValue::Keyed(keyed_scalars(members))),
-        ("map", other) => Some(MapValue::Scalar(scalar(other))),
-        ("hist", Json::Arr(buckets)) => buckets_of(buckets).map(MapValue::Hist),
-        ("hist", Json::Obj(members)) => members
+        ("map", Json::Obj(_)) => Some(Shape::Keyed),
+        ("map", _) => Some(Shape::Scalar),
+        ("hist", Json::Arr(buckets)) => buckets
             .iter()
-            .map(|(k, v)| match v {
-                Json::Arr(b) => buckets_of(b).map(|b| (k.clone(), b)),
-                _ => None,
-            })
-            .collect::<Option<Vec<_>>>()
-            .map(MapValue::KeyedHist),
+            .all(|b| bucket_of(b).is_some())
+            .then_some(Shape::Hist),
+        ("hist", Json::Obj(members)) => all(members, &|v| match v {
+            Json::Arr(b) => b.iter().all(|b| bucket_of(b).is_some()),
+            _ => false,
+        })
+        .then_some(Shape::KeyedHist),
         // avg(): a plain int under type "stats".
-        ("stats", Json::Int(i)) => Some(MapValue::Scalar(Scalar::Int(*i))),
+        ("stats", Json::Int(_)) => Some(Shape::Scalar),
         ("stats", Json::Obj(members)) => {
-            // Order matters: a stats object has exactly count/average/total.
-            // (A keyed avg() map with exactly those three keys would be
-            // mistaken for stats(); we accept that ambiguity.)
-            if let Some(s) = stats_of(v) {
-                return Some(MapValue::Stats(s));
+            // A stats object has exactly count/average/total. (A keyed
+            // avg() map with exactly those three keys would be taken for
+            // stats(); we accept that ambiguity.)
+            if stats_of(v).is_some() {
+                Some(Shape::Stats)
+            } else if all(members, &|v| matches!(v, Json::Int(_))) {
+                Some(Shape::Keyed)
+            } else {
+                all(members, &|v| stats_of(v).is_some()).then_some(Shape::KeyedStats)
             }
-            if members.iter().all(|(_, v)| matches!(v, Json::Int(_))) {
-                return Some(MapValue::Keyed(keyed_scalars(members)));
-            }
-            members
-                .iter()
-                .map(|(k, v)| stats_of(v).map(|s| (k.clone(), s)))
-                .collect::<Option<Vec<_>>>()
-                .map(MapValue::KeyedStats)
         }
         _ => None,
     }
 }
 
-fn keyed_scalars(members: &[(String, Json)]) -> Vec<(String, Scalar)> {
-    members.iter().map(|(k, v)| (k.clone(), scalar(v))).collect()
+/// Builds the map value; `v` has been checked to have `shape`, so the
+/// `filter_map`s below drop nothing.
+fn convert(shape: Shape, v: Json<'_>) -> MapValue {
+    fn members(v: Json<'_>) -> Vec<(Cow<'_, str>, Json<'_>)> {
+        match v {
+            Json::Obj(m) => m,
+            _ => Vec::new(),
+        }
+    }
+    let buckets = |v: &Json<'_>| match v {
+        Json::Arr(items) => items.iter().filter_map(bucket_of).collect(),
+        _ => Vec::new(),
+    };
+    match shape {
+        Shape::Scalar => MapValue::Scalar(scalar(v)),
+        Shape::Keyed => MapValue::Keyed(
+            members(v)
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), scalar(v)))
+                .collect(),
+        ),
+        Shape::Hist => MapValue::Hist(buckets(&v)),
+        Shape::KeyedHist => MapValue::KeyedHist(
+            members(v)
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), buckets(&v)))
+                .collect(),
+        ),
+        Shape::Stats => MapValue::Stats(stats_of(&v).unwrap_or_default()),
+        Shape::KeyedStats => MapValue::KeyedStats(
+            members(v)
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.into_owned(), stats_of(&v)?)))
+                .collect(),
+        ),
+    }
 }
 
-fn buckets_of(items: &[Json]) -> Option<Vec<Bucket>> {
-    items.iter().map(bucket_of).collect()
-}
-
-fn bucket_of(v: &Json) -> Option<Bucket> {
+fn bucket_of(v: &Json<'_>) -> Option<Bucket> {
     let Json::Obj(members) = v else { return None };
     let (mut min, mut max, mut count) = (None, None, None);
     for (k, v) in members {
         // Unknown members are ignored so that a future field does not turn
         // every histogram into an Unknown event.
-        match k.as_str() {
+        match k.as_ref() {
             "min" => min = Some(as_int(v)?),
             "max" => max = Some(as_int(v)?),
             "count" => count = Some(as_u64(v)?),
@@ -333,14 +380,14 @@ fn bucket_of(v: &Json) -> Option<Bucket> {
     })
 }
 
-fn stats_of(v: &Json) -> Option<Stats> {
+fn stats_of(v: &Json<'_>) -> Option<Stats> {
     let Json::Obj(members) = v else { return None };
     if members.len() != 3 {
         return None;
     }
     let (mut count, mut average, mut total) = (None, None, None);
     for (k, v) in members {
-        match k.as_str() {
+        match k.as_ref() {
             "count" => count = Some(as_u64(v)?),
             "average" => average = Some(as_int(v)?),
             "total" => total = Some(as_int(v)?),

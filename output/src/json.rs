@@ -276,7 +276,8 @@ mod tests {
 
     #[test]
     fn repairs_signed_char_escapes() {
-        let line = r#"{"type": "printf", "data": "hi \uffffffc3\uffffffbcn\uffffffc3\uffffffaf\n"}"#;
+        let line =
+            r#"{"type": "printf", "data": "hi \uffffffc3\uffffffbcn\uffffffc3\uffffffaf\n"}"#;
         let fixed = repair_signed_escapes(line).expect("needs repair");
         let v: serde_json::Value = serde_json::from_str(&fixed).expect("json");
         assert_eq!(v["data"], "hi ünï\n");
@@ -299,7 +300,9 @@ mod tests {
 
     #[test]
     fn keeps_member_order() {
-        let j: Json<'_> = serde_json::from_str(r#"{"b": 1, "a": [true, null, -2, 1.5], "c": "x\ty"}"#).expect("json");
+        let j: Json<'_> =
+            serde_json::from_str(r#"{"b": 1, "a": [true, null, -2, 1.5], "c": "x\ty"}"#)
+                .expect("json");
         assert_eq!(
             j,
             Json::Obj(vec![

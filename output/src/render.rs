@@ -59,9 +59,8 @@ pub fn render_map(dump: &MapDump, opts: &RenderOptions) -> Bundle {
 /// The SVG stacks the charts of the maps that have one.
 pub fn render_maps(dumps: &[MapDump], opts: &RenderOptions) -> Bundle {
     let views: Vec<View<'_>> = dumps.iter().map(|d| View::new(d, opts)).collect();
-    let join = |f: fn(&View<'_>) -> String, sep: &str| {
-        views.iter().map(f).collect::<Vec<_>>().join(sep)
-    };
+    let join =
+        |f: fn(&View<'_>) -> String, sep: &str| views.iter().map(f).collect::<Vec<_>>().join(sep);
     let charts: Vec<svg::Chart> = views.iter().filter_map(svg::chart).collect();
     Bundle {
         plain: join(plain::render, "\n\n"),

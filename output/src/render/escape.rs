@@ -77,7 +77,11 @@ pub(crate) fn markdown(s: &str) -> String {
     while let Some(line) = lines.next() {
         // Leading spaces of stack frames would be an indented code block
         // after <br>; they carry no meaning in a cell.
-        let line = if cleaned.contains('\n') { line.trim() } else { line };
+        let line = if cleaned.contains('\n') {
+            line.trim()
+        } else {
+            line
+        };
         for c in line.chars() {
             match c {
                 '&' => out.push_str("&amp;"),
@@ -112,7 +116,10 @@ mod tests {
 
     #[test]
     fn escapes_html() {
-        assert_eq!(html(r#"<a href="x">&'"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            html(r#"<a href="x">&'"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(html("a\u{1b}[31m"), "a\\x1b[31m");
         assert_eq!(html("\u{ffff}"), "\u{fffd}");
     }

@@ -28,9 +28,9 @@ pub(crate) fn render(view: &View<'_>) -> String {
             }
             table_head(&mut out, &name, &["key", "value"]);
             for (k, v) in rows {
-                let _ = write!(
+                let _ = writeln!(
                     out,
-                    "<tr><td>{}</td><td>{}</td></tr>\n",
+                    "<tr><td>{}</td><td>{}</td></tr>",
                     cell_text(k),
                     cell_text(&scalar_text(v))
                 );
@@ -39,9 +39,9 @@ pub(crate) fn render(view: &View<'_>) -> String {
         }
         Body::Stats(s) => {
             table_head(&mut out, &name, &["count", "average", "total"]);
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 s.count, s.average, s.total
             );
             table_foot(&mut out, 3, &None);
@@ -52,9 +52,9 @@ pub(crate) fn render(view: &View<'_>) -> String {
             }
             table_head(&mut out, &name, &["key", "count", "average", "total"]);
             for (k, s) in rows {
-                let _ = write!(
+                let _ = writeln!(
                     out,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     cell_text(k),
                     s.count,
                     s.average,
@@ -104,9 +104,9 @@ fn table_head(out: &mut String, caption: &str, columns: &[&str]) {
 fn table_foot(out: &mut String, columns: usize, more: &Option<More>) {
     out.push_str("</tbody>\n");
     if let Some(m) = more {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<tfoot><tr><td colspan=\"{columns}\">{}</td></tr></tfoot>\n",
+            "<tfoot><tr><td colspan=\"{columns}\">{}</td></tr></tfoot>",
             esc(&m.to_string())
         );
     }
@@ -121,9 +121,9 @@ fn hist(out: &mut String, title: &str, h: &HistView) {
     }
     table_head(out, title, &["range", "count", "distribution"]);
     for row in &h.rows {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&row.label),
             row.count,
             block_bar(row.count, h.max, BAR_CELLS)

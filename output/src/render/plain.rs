@@ -39,7 +39,13 @@ pub(crate) fn render(view: &View<'_>) -> String {
             }
             let lines: Vec<(String, String, bool)> = rows
                 .iter()
-                .map(|(k, s)| (format!("{name}[{}]:", escape::plain(k)), stats_text(s), false))
+                .map(|(k, s)| {
+                    (
+                        format!("{name}[{}]:", escape::plain(k)),
+                        stats_text(s),
+                        false,
+                    )
+                })
                 .collect();
             aligned(&mut out, &lines);
             if let Some(m) = more {
@@ -76,8 +82,14 @@ fn stats_text(s: &Stats) -> String {
 /// `label: value` lines with labels padded to one width and numbers
 /// right-aligned. Multi-line labels (stacks) disable alignment.
 fn aligned(out: &mut String, lines: &[(String, String, bool)]) {
-    let multiline = lines.iter().any(|(l, v, _)| l.contains('\n') || v.contains('\n'));
-    let label_w = lines.iter().map(|(l, _, _)| l.chars().count()).max().unwrap_or(0);
+    let multiline = lines
+        .iter()
+        .any(|(l, v, _)| l.contains('\n') || v.contains('\n'));
+    let label_w = lines
+        .iter()
+        .map(|(l, _, _)| l.chars().count())
+        .max()
+        .unwrap_or(0);
     let num_w = lines
         .iter()
         .filter(|(_, _, n)| *n)

@@ -99,13 +99,20 @@ const BAR_FILL: &str = "#4e79a7";
 /// Renders charts into one standalone SVG document.
 pub(crate) fn render(charts: &[Chart], chart_width: u32) -> String {
     let width = f64::from(chart_width.max(MIN_WIDTH));
-    let bars = || charts.iter().flat_map(|c| &c.sections).flat_map(|s| &s.bars);
+    let bars = || {
+        charts
+            .iter()
+            .flat_map(|c| &c.sections)
+            .flat_map(|s| &s.bars)
+    };
     let longest_label = bars().map(|(l, _)| l.chars().count()).max().unwrap_or(0);
     let count_chars = bars().map(|(_, n)| n.to_string().len()).max().unwrap_or(1);
 
     // Fit the label column so the bars keep at least MIN_BAR pixels.
     let count_w = count_chars as f64 * CHAR_W + 8.0;
-    let room = ((width - 2.0 * PAD - GAP - count_w - MIN_BAR) / CHAR_W).floor().max(3.0) as usize;
+    let room = ((width - 2.0 * PAD - GAP - count_w - MIN_BAR) / CHAR_W)
+        .floor()
+        .max(3.0) as usize;
     let label_chars = longest_label.min(MAX_LABEL_CHARS).min(room).max(1);
     let bar_x = PAD + label_chars as f64 * CHAR_W + GAP;
     let bar_max = (width - PAD - count_w - bar_x).max(10.0);
@@ -114,18 +121,18 @@ pub(crate) fn render(charts: &[Chart], chart_width: u32) -> String {
     let mut body = String::new();
     let mut y = PAD;
     for chart in charts {
-        let _ = write!(
+        let _ = writeln!(
             body,
-            "<text x=\"{PAD}\" y=\"{:.1}\" font-size=\"14\" font-weight=\"bold\">{}</text>\n",
+            "<text x=\"{PAD}\" y=\"{:.1}\" font-size=\"14\" font-weight=\"bold\">{}</text>",
             y + 15.0,
             esc(&fit(&chart.title, text_chars))
         );
         y += TITLE_H;
         for section in &chart.sections {
             if let Some(sub) = &section.subtitle {
-                let _ = write!(
+                let _ = writeln!(
                     body,
-                    "<text x=\"{PAD}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>\n",
+                    "<text x=\"{PAD}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>",
                     y + 13.0,
                     esc(&fit(sub, text_chars))
                 );
@@ -144,11 +151,11 @@ pub(crate) fn render(charts: &[Chart], chart_width: u32) -> String {
                 };
                 let text_y = y + 13.0;
                 let label_text = esc(&fit(label, label_chars));
-                let _ = write!(
+                let _ = writeln!(
                     body,
                     "<text x=\"{:.1}\" y=\"{text_y:.1}\" text-anchor=\"end\">{label_text}</text>\n\
                      <rect x=\"{bar_x:.1}\" y=\"{:.1}\" width=\"{len:.1}\" height=\"{BAR_H}\" fill=\"{BAR_FILL}\"><title>{}: {n}</title></rect>\n\
-                     <text x=\"{:.1}\" y=\"{text_y:.1}\">{n}</text>\n",
+                     <text x=\"{:.1}\" y=\"{text_y:.1}\">{n}</text>",
                     bar_x - GAP,
                     y + (ROW_H - BAR_H) / 2.0,
                     esc(label),
@@ -158,9 +165,9 @@ pub(crate) fn render(charts: &[Chart], chart_width: u32) -> String {
             }
             if !section.bars.is_empty() {
                 // The value axis' baseline.
-                let _ = write!(
+                let _ = writeln!(
                     body,
-                    "<line x1=\"{bar_x:.1}\" y1=\"{top:.1}\" x2=\"{bar_x:.1}\" y2=\"{y:.1}\" stroke=\"#888888\" stroke-width=\"1\"/>\n"
+                    "<line x1=\"{bar_x:.1}\" y1=\"{top:.1}\" x2=\"{bar_x:.1}\" y2=\"{y:.1}\" stroke=\"#888888\" stroke-width=\"1\"/>"
                 );
             }
             if let Some(n) = &section.note {
@@ -191,9 +198,9 @@ pub(crate) fn render(charts: &[Chart], chart_width: u32) -> String {
 
 /// A line of italic text; returns the next y.
 fn text_line(body: &mut String, y: f64, text: &str, max_chars: usize) -> f64 {
-    let _ = write!(
+    let _ = writeln!(
         body,
-        "<text x=\"{PAD}\" y=\"{:.1}\" font-style=\"italic\">{}</text>\n",
+        "<text x=\"{PAD}\" y=\"{:.1}\" font-style=\"italic\">{}</text>",
         y + 13.0,
         esc(&fit(text, max_chars))
     );

@@ -74,14 +74,16 @@ impl<'a> View<'a> {
         let body = match &dump.value {
             MapValue::Scalar(s) => Body::Scalar(s),
             MapValue::Keyed(rows) => {
-                let mut rows: Vec<(&str, &Scalar)> = rows.iter().map(|(k, v)| (k.as_str(), v)).collect();
+                let mut rows: Vec<(&str, &Scalar)> =
+                    rows.iter().map(|(k, v)| (k.as_str(), v)).collect();
                 rows.sort_by(|a, b| scalar_desc(a.1, b.1).then_with(|| key_cmp(a.0, b.0)));
                 let more = truncate(&mut rows, opts.max_rows, "rows");
                 Body::Keyed { rows, more }
             }
             MapValue::Stats(s) => Body::Stats(s),
             MapValue::KeyedStats(rows) => {
-                let mut rows: Vec<(&str, &Stats)> = rows.iter().map(|(k, v)| (k.as_str(), v)).collect();
+                let mut rows: Vec<(&str, &Stats)> =
+                    rows.iter().map(|(k, v)| (k.as_str(), v)).collect();
                 // Most-observed first: count, then total, then key.
                 rows.sort_by(|a, b| {
                     b.1.count
@@ -96,7 +98,13 @@ impl<'a> View<'a> {
             MapValue::KeyedHist(keyed) => {
                 let mut keyed: Vec<(&str, &[Bucket], u128)> = keyed
                     .iter()
-                    .map(|(k, b)| (k.as_str(), b.as_slice(), b.iter().map(|b| u128::from(b.count)).sum()))
+                    .map(|(k, b)| {
+                        (
+                            k.as_str(),
+                            b.as_slice(),
+                            b.iter().map(|b| u128::from(b.count)).sum(),
+                        )
+                    })
                     .collect();
                 // Busiest keys first, so that capping keeps the interesting ones.
                 keyed.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| key_cmp(a.0, b.0)));
@@ -243,7 +251,9 @@ fn bucket_label(b: &Bucket, log2: bool) -> String {
             (None, _) => "(..., 0)".to_owned(),
             (Some(0), Some(0)) => "[0]".to_owned(),
             (Some(1), Some(1)) => "[1]".to_owned(),
-            (Some(lo), Some(hi)) => format!("[{}, {})", pow2_label(lo), pow2_label(hi.saturating_add(1))),
+            (Some(lo), Some(hi)) => {
+                format!("[{}, {})", pow2_label(lo), pow2_label(hi.saturating_add(1)))
+            }
             // Unreachable for log2-shaped buckets; keep a sane label anyway.
             (Some(lo), None) => format!("[{}, ...)", pow2_label(lo)),
         };

@@ -214,9 +214,7 @@ pub fn classify(
         return None;
     }
     let (diagnostics, rest) = parse_diagnostics(stderr);
-    let all_text = |needle: &str| {
-        stderr.iter().chain(stdout_text).any(|l| l.contains(needle))
-    };
+    let all_text = |needle: &str| stderr.iter().chain(stdout_text).any(|l| l.contains(needle));
     let first_error = diagnostics
         .iter()
         .find(|d| !d.is_warning)
@@ -232,11 +230,16 @@ pub fn classify(
         )
     } else if exit_code == Some(134) || signal.is_some() || all_text("FATAL:") {
         (FailureKind::Internal, None)
-    } else if stderr.iter().any(|l| l.contains("BPF stack limit") || l.starts_with("error: <unknown>"))
+    } else if stderr
+        .iter()
+        .any(|l| l.contains("BPF stack limit") || l.starts_with("error: <unknown>"))
     {
         (
             FailureKind::Codegen,
-            Some("keep large strings and buffers in maps rather than on the 512-byte BPF stack".into()),
+            Some(
+                "keep large strings and buffers in maps rather than on the 512-byte BPF stack"
+                    .into(),
+            ),
         )
     } else if all_text("Error loading program") {
         (FailureKind::Verifier, None)
@@ -393,11 +396,23 @@ mod tests {
 
     #[test]
     fn other_classes() {
-        let f = classify(Some(134), None, &lines("FATAL: Invalid probe type made it to attachpoint parser"), &[]).unwrap();
+        let f = classify(
+            Some(134),
+            None,
+            &lines("FATAL: Invalid probe type made it to attachpoint parser"),
+            &[],
+        )
+        .unwrap();
         assert_eq!(f.kind, FailureKind::Internal);
         let f = classify(Some(1), None, &[], &lines("No probes to attach")).unwrap();
         assert_eq!(f.kind, FailureKind::NoProbes);
-        let f = classify(Some(1), None, &lines("ERROR: bpftrace currently only supports running as the root user."), &[]).unwrap();
+        let f = classify(
+            Some(1),
+            None,
+            &lines("ERROR: bpftrace currently only supports running as the root user."),
+            &[],
+        )
+        .unwrap();
         assert_eq!(f.kind, FailureKind::Privileges);
         let f = classify(Some(1), None, &lines("error: <unknown>:0:0: in function BEGIN i64 (i8*): Looks like the BPF stack limit of 512 bytes is exceeded. Please move large on stack variables into BPF per-cpu array map."), &[]).unwrap();
         assert_eq!(f.kind, FailureKind::Codegen);

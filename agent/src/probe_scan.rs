@@ -162,6 +162,9 @@ mod tests {
 
     #[test]
     fn config_blocks_are_not_probes() {
-        assert_eq!(texts("config = { max_map_keys = 10 }\nBEGIN { }"), vec!["BEGIN"]);
+        assert_eq!(
+            texts("config = { max_map_keys = 10 }\nBEGIN { }"),
+            vec!["BEGIN"]
+        );
     }
 }

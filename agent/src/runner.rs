@@ -10,14 +10,30 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use kgent_output::{parse_line, OutputEvent};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use tokio::process::{Child, Command};
 
 use crate::failure::{classify, is_harmless_stderr, Failure};
 
 /// Most stderr lines kept for classification; a verifier log can be long, a flood of
 /// runtime warnings can be endless.
 const STDERR_KEEP_LINES: usize = 4000;
+
+/// Chunks read but not yet parsed; a bound, so a slow consumer pushes back on bpftrace.
+const CHUNKS_IN_FLIGHT: usize = 64;
+/// Bytes read from a pipe at once.
+const READ_CHUNK_BYTES: usize = 256 * 1024;
+/// A read smaller than this means the pipe was nearly empty: pause to let data gather.
+const SMALL_READ_BYTES: usize = 16 * 1024;
+/// That pause; it adds at most this much latency to sparse output.
+const READ_PAUSE: Duration = Duration::from_millis(1);
+
+/// Size asked for bpftrace's stdout pipe.
+const PIPE_BYTES: libc::c_int = 1 << 20;
+
+/// Most lines taken from the read buffer in one go.
+const BURST_LINES: usize = 1024;
 
 /// Process groups of every bpftrace this process started that has not been reaped, so
 /// shutdown paths can kill them all without knowing who owns which run.
@@ -115,8 +131,8 @@ pub enum RunEvent {
 pub struct BpftraceRun {
     child: Child,
     pid: Option<i32>,
-    stdout: Option<LineReader<BufReader<ChildStdout>>>,
-    stderr: Option<LineReader<BufReader<ChildStderr>>>,
+    stdout: Option<LineReader>,
+    stderr: Option<LineReader>,
     queue: VecDeque<RunEvent>,
     stderr_log: Vec<String>,
     stderr_dropped: usize,
@@ -174,11 +190,38 @@ impl BpftraceRun {
                 }
             }
         })?;
-        let stdout = child
-            .stdout
-            .take()
-            .map(|s| LineReader::new(BufReader::with_capacity(64 * 1024, s)));
-        let stderr = child.stderr.take().map(|s| LineReader::new(BufReader::new(s)));
+        let stdout = match child.stdout.take() {
+            Some(out) => {
+                let fd = out.into_owned_fd().map_err(|source| RunError::Spawn {
+                    path: spec.bpftrace.clone(),
+                    source,
+                })?;
+                // A larger pipe absorbs bursts while the reader pauses; the kernel caps
+                // it (1 MiB unprivileged) and failure is harmless.
+                // SAFETY: fcntl on a pipe fd we own.
+                unsafe {
+                    libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES);
+                }
+                Some(LineReader::spawn(fd, "stdout"))
+            }
+            None => None,
+        };
+        let stderr = match child.stderr.take() {
+            Some(err) => Some(
+                err.into_owned_fd()
+                    .and_then(|fd| LineReader::spawn(fd, "stderr")),
+            ),
+            None => None,
+        };
+        let (stdout, stderr) = match (stdout.transpose(), stderr.transpose()) {
+            (Ok(out), Ok(err)) => (out, err),
+            (Err(source), _) | (_, Err(source)) => {
+                return Err(RunError::Spawn {
+                    path: spec.bpftrace.clone(),
+                    source,
+                })
+            }
+        };
         let pid = child.id().map(|p| p as i32);
         if let Some(pid) = pid {
             register_group(pid);
@@ -262,11 +305,28 @@ impl BpftraceRun {
         }
     }
 
+    /// An event already received, without waiting; lets a consumer handle a burst in
+    /// one go instead of one wake-up per line.
+    pub fn try_next_event(&mut self) -> Option<RunEvent> {
+        self.queue.pop_front()
+    }
+
     fn on_stdout(&mut self, line: Option<String>) {
         let Some(line) = line else {
             self.stdout = None;
             return;
         };
+        self.on_stdout_line(line);
+        // Lines already in the buffer are taken now: one wake-up per burst, not per line.
+        for _ in 0..BURST_LINES {
+            let Some(line) = self.stdout.as_mut().and_then(|r| r.buffered_line()) else {
+                break;
+            };
+            self.on_stdout_line(line);
+        }
+    }
+
+    fn on_stdout_line(&mut self, line: String) {
         if line.trim().is_empty() {
             if !self.dump_started {
                 self.dump_started = true;
@@ -275,9 +335,7 @@ impl BpftraceRun {
             return;
         }
         match parse_line(&line) {
-            Ok(events) => self
-                .queue
-                .extend(events.into_iter().map(RunEvent::Output)),
+            Ok(events) => self.queue.extend(events.into_iter().map(RunEvent::Output)),
             Err(_) => {
                 if self.text_log.len() < STDERR_KEEP_LINES {
                     self.text_log.push(line.clone());
@@ -355,59 +413,110 @@ impl BpftraceRun {
 /// the program prints.
 const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// Reads lines as bytes, so invalid UTF-8 in traced data is shown lossily instead of
-/// ending the stream. Cancel-safe: a partial line stays in `buf` between calls.
-struct LineReader<R> {
-    reader: R,
-    buf: Vec<u8>,
+/// Reads a pipe on its own thread in large chunks and hands out lines.
+///
+/// bpftrace writes a line at a time; an async reader would be woken by the reactor for
+/// every write (~100k/s in a flood) even while it waits. A blocking thread that pauses
+/// after small reads turns that into at most ~1,000 wake-ups a second. Lines are bytes
+/// until complete, so invalid UTF-8 in traced data is shown lossily instead of ending
+/// the stream. `next_line` is cancel-safe: partial data stays in `self`.
+struct LineReader {
+    chunks: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+    partial: Vec<u8>,
+    eof: bool,
 }
 
-impl<R: AsyncBufRead + Unpin> LineReader<R> {
-    fn new(reader: R) -> Self {
-        LineReader {
-            reader,
-            buf: Vec::new(),
+impl LineReader {
+    fn spawn(fd: OwnedFd, name: &str) -> std::io::Result<LineReader> {
+        // tokio made the pipe non-blocking; the reader thread wants blocking reads.
+        // SAFETY: fcntl on an fd we own.
+        unsafe {
+            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            if flags >= 0 {
+                libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+            }
         }
+        let (tx, rx) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
+        std::thread::Builder::new()
+            .name(format!("kgent-{name}"))
+            .spawn(move || read_chunks(std::fs::File::from(fd), tx))?;
+        Ok(LineReader {
+            chunks: rx,
+            chunk: Vec::new(),
+            pos: 0,
+            partial: Vec::new(),
+            eof: false,
+        })
     }
 
     async fn next_line(&mut self) -> Option<String> {
         loop {
-            let available = match self.reader.fill_buf().await {
-                Ok(b) => b,
-                Err(_) => return self.take_rest(),
-            };
-            if available.is_empty() {
-                return self.take_rest();
+            if let Some(line) = self.buffered_line() {
+                return Some(line);
             }
-            if let Some(i) = available.iter().position(|b| *b == b'\n') {
-                self.buf.extend_from_slice(&available[..i]);
-                self.reader.consume(i + 1);
-                return Some(self.take_line());
+            if self.eof {
+                return (!self.partial.is_empty()).then(|| self.take_line());
             }
-            let n = available.len();
-            self.buf.extend_from_slice(available);
-            self.reader.consume(n);
-            if self.buf.len() >= MAX_LINE_BYTES {
-                return Some(self.take_line());
+            match self.chunks.recv().await {
+                Some(chunk) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                None => self.eof = true,
+            }
+        }
+    }
+
+    /// A complete line already received, if any; never waits.
+    fn buffered_line(&mut self) -> Option<String> {
+        let available = &self.chunk[self.pos..];
+        match available.iter().position(|b| *b == b'\n') {
+            Some(i) => {
+                self.partial.extend_from_slice(&available[..i]);
+                self.pos += i + 1;
+                Some(self.take_line())
+            }
+            None => {
+                self.partial.extend_from_slice(available);
+                self.pos = self.chunk.len();
+                (self.partial.len() >= MAX_LINE_BYTES).then(|| self.take_line())
             }
         }
     }
 
     fn take_line(&mut self) -> String {
-        if self.buf.last() == Some(&b'\r') {
-            self.buf.pop();
+        if self.partial.last() == Some(&b'\r') {
+            self.partial.pop();
         }
-        let line = String::from_utf8_lossy(&self.buf).into_owned();
-        self.buf.clear();
+        let line = String::from_utf8_lossy(&self.partial).into_owned();
+        self.partial.clear();
         line
-    }
-
-    fn take_rest(&mut self) -> Option<String> {
-        (!self.buf.is_empty()).then(|| self.take_line())
     }
 }
 
-async fn next_line<R: AsyncBufRead + Unpin>(lines: &mut Option<LineReader<R>>) -> Option<String> {
+fn read_chunks(mut pipe: std::fs::File, tx: tokio::sync::mpsc::Sender<Vec<u8>>) {
+    use std::io::Read;
+    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                    return;
+                }
+                if n < SMALL_READ_BYTES {
+                    std::thread::sleep(READ_PAUSE);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+async fn next_line(lines: &mut Option<LineReader>) -> Option<String> {
     match lines {
         Some(l) => l.next_line().await,
         None => std::future::pending().await,

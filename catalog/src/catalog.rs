@@ -190,7 +190,8 @@ pub struct SearchResult {
 /// One typed field of a tracepoint, or one parameter of a kernel function.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Field {
-    /// Name as used in `args->name` (bpftrace 0.17 `args->` for tracepoints and kfuncs).
+    /// Name as used in `args->NAME` (tracepoints, kfuncs). bpftrace 0.17 kprobes cannot use
+    /// names: parameter N is `argN` there.
     pub name: String,
     /// C type, e.g. `const char *`, `__u8[4]`, `struct sock *`.
     pub c_type: String,
@@ -624,7 +625,8 @@ impl Catalog {
     /// `t:sched:*`, `kprobe:tcp_*`, `kfunc:vfs_*`, `uprobe:/bin/bash:read*`,
     /// `usdt:/usr/bin/python3.11:*`, `software:*`, or a bare word such as `*openat*`, which is
     /// matched against the full names of tracepoints, kprobes, kfuncs, software, hardware,
-    /// profile, interval, BEGIN and END (a bare word without wildcards matches as a substring).
+    /// profile, interval, BEGIN and END (a bare word without wildcards matches as a substring;
+    /// an unknown provider such as `sched:sched_switch` is matched the same way).
     /// Returns full names as `bpftrace -l` prints them, sorted, at most `limit`.
     pub fn search(&self, pattern: &str, limit: usize) -> SearchResult {
         let pattern = pattern.trim();
@@ -634,31 +636,35 @@ impl Catalog {
         let mut groups: Vec<Group<'_>> = Vec::new();
         let matcher;
 
-        let provider = split_provider(pattern).filter(|(p, _)| !has_wildcard(p));
-        match provider {
+        let split = split_provider(pattern);
+        let known = split.and_then(|(p, rest)| {
+            if has_wildcard(p) {
+                return None;
+            }
+            ProbeType::from_provider(p).map(|pt| (pt, rest))
+        });
+        let mut unknown_provider = None;
+        match known {
             None => {
-                // Bare word, or a wildcard in the provider: match full names everywhere.
-                let wildcard_provider = pattern.contains(':');
-                let full = if has_wildcard(pattern) || wildcard_provider {
-                    pattern.to_string()
-                } else {
-                    format!("*{pattern}*")
-                };
-                let types: &[ProbeType] = if wildcard_provider {
-                    COMPLETION_PROVIDERS
-                } else {
-                    BARE_PROVIDERS
+                // A bare word, a wildcard provider, or an unknown provider such as
+                // "sched:sched_switch" (a tracepoint without its provider): match full names.
+                let (full, types) = match split {
+                    None if has_wildcard(pattern) => (pattern.to_string(), BARE_PROVIDERS),
+                    None => (format!("*{pattern}*"), BARE_PROVIDERS),
+                    Some((p, _)) if has_wildcard(p) => (pattern.to_string(), COMPLETION_PROVIDERS),
+                    Some((p, _)) => {
+                        unknown_provider = Some(p);
+                        let tail = if has_wildcard(pattern) { "" } else { "*" };
+                        (format!("*{pattern}{tail}"), BARE_PROVIDERS)
+                    }
                 };
                 groups.extend(types.iter().filter_map(|pt| self.kernel_group(*pt)));
                 matcher = Matcher::new(&full, true);
+                for pt in [ProbeType::Tracepoint, ProbeType::Kprobe, ProbeType::Kfunc] {
+                    warnings.extend(self.source_warning(pt));
+                }
             }
-            Some((prov, rest)) => {
-                let Some(pt) = ProbeType::from_provider(prov) else {
-                    return SearchResult {
-                        warnings: vec![format!("unknown probe type: {prov}")],
-                        ..SearchResult::default()
-                    };
-                };
+            Some((pt, rest)) => {
                 let rest = if rest.is_empty() { "*" } else { rest };
                 match pt {
                     ProbeType::Uprobe | ProbeType::Uretprobe | ProbeType::Usdt => {
@@ -714,11 +720,6 @@ impl Catalog {
                 }
             }
         }
-        if provider.is_none() {
-            for pt in [ProbeType::Tracepoint, ProbeType::Kprobe, ProbeType::Kfunc] {
-                warnings.extend(self.source_warning(pt));
-            }
-        }
 
         // Each group is sorted and no group prefix is a prefix of another ("kprobe:" vs
         // "kretprobe:" differ before their colons), so sorting groups by prefix and
@@ -735,6 +736,9 @@ impl Catalog {
                 }
                 names.push(format!("{}{}{}", g.prefix, n, g.suffix));
             }
+        }
+        if let (Some(p), 0) = (unknown_provider, total) {
+            warnings.insert(0, format!("unknown probe type: {p}"));
         }
         SearchResult {
             names,

@@ -3,8 +3,8 @@
 //! `XDG_CACHE_HOME` for the process.
 
 use kgent_catalog::{
-    capabilities, detect, doctor_lines, find_bpftrace, tracefs_state, Privileges, ProbeType,
-    Support, TracefsState,
+    capabilities, detect, doctor_lines, find_bpftrace, mount_tracefs, tracefs_state, Privileges,
+    ProbeType, Support, TracefsState,
 };
 
 #[test]
@@ -19,6 +19,11 @@ fn live_detection_matches_this_machine() {
     }
     assert!(bpftrace.major_minor >= (0, 17), "{bpftrace:?}");
     assert!(matches!(tracefs_state(), TracefsState::Mounted(_)));
+    // Already mounted: mount_tracefs reports where, without mounting again.
+    assert_eq!(
+        mount_tracefs().unwrap(),
+        std::path::PathBuf::from("/sys/kernel/tracing")
+    );
 
     let started = std::time::Instant::now();
     let probes = detect(&bpftrace);

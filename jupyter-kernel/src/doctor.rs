@@ -49,7 +49,10 @@ pub fn run(refresh: bool, json: bool) -> ExitCode {
                 "check": l.check, "ok": l.ok, "detail": l.detail, "fix": l.fix,
             })).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
     } else {
         println!("kgent doctor: kernel {}", caps.kernel_release);
         let width = lines.iter().map(|l| l.check.len()).max().unwrap_or(0);

@@ -1,6 +1,8 @@
 //! Executes one cell: dispatches on what the cell is and turns the result into outputs.
 
-use jupyter_protocol::{DisplayData, ExecutionCount, JupyterMessage, JupyterMessageContent, Media, Payload, Transient};
+use jupyter_protocol::{
+    DisplayData, ExecutionCount, JupyterMessage, JupyterMessageContent, Media, Payload, Transient,
+};
 use kgent_magics::{parse_cell, Cell, LineMagic, MagicError};
 
 use crate::introspect;
@@ -51,16 +53,27 @@ pub const RED: &str = "\x1b[1;31m";
 pub const RESET: &str = "\x1b[0m";
 
 /// Sends a display (with an id when it will be updated later).
-pub async fn display(kernel: &Kernel, parent: &JupyterMessage, data: Media, display_id: Option<String>) {
+pub async fn display(
+    kernel: &Kernel,
+    parent: &JupyterMessage,
+    data: Media,
+    display_id: Option<String>,
+) {
     let msg = DisplayData {
         data,
         metadata: Default::default(),
-        transient: display_id.map(|id| Transient { display_id: Some(id) }),
+        transient: display_id.map(|id| Transient {
+            display_id: Some(id),
+        }),
     };
     kernel.publish(msg.as_child_of(parent)).await;
 }
 
-pub async fn execute_cell(kernel: &Kernel, parent: &JupyterMessage, count: ExecutionCount) -> CellOutcome {
+pub async fn execute_cell(
+    kernel: &Kernel,
+    parent: &JupyterMessage,
+    count: ExecutionCount,
+) -> CellOutcome {
     let JupyterMessageContent::ExecuteRequest(req) = &parent.content else {
         return CellOutcome::ok("");
     };
@@ -128,9 +141,14 @@ fn magic_error(e: &MagicError) -> CellOutcome {
     };
     let mut tb = vec![format!("{RED}{ename}{RESET}: {e}")];
     match e {
-        MagicError::UnknownMagic { .. } => tb.push("%lsmagic lists the magics this kernel knows.".to_string()),
+        MagicError::UnknownMagic { .. } => {
+            tb.push("%lsmagic lists the magics this kernel knows.".to_string())
+        }
         MagicError::BadArguments { magic, .. } => {
-            if let Some(info) = kgent_magics::MAGICS.iter().find(|m| magic.trim_start_matches('%') == m.name) {
+            if let Some(info) = kgent_magics::MAGICS
+                .iter()
+                .find(|m| magic.trim_start_matches('%') == m.name)
+            {
                 tb.push(format!("usage: {}", info.usage));
             }
         }

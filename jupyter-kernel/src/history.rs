@@ -27,7 +27,10 @@ impl History {
             HistoryRequest::Tail { n, output, .. } => {
                 let n = (*n).max(0) as usize;
                 let start = self.entries.len().saturating_sub(n);
-                self.entries[start..].iter().map(|e| entry(e, *output)).collect()
+                self.entries[start..]
+                    .iter()
+                    .map(|e| entry(e, *output))
+                    .collect()
             }
             HistoryRequest::Range {
                 session,
@@ -59,12 +62,20 @@ impl History {
                 n,
                 ..
             } => {
-                let mut hits: Vec<&(usize, String, String)> =
-                    self.entries.iter().filter(|(_, code, _)| glob_match(pattern, code)).collect();
+                let mut hits: Vec<&(usize, String, String)> = self
+                    .entries
+                    .iter()
+                    .filter(|(_, code, _)| glob_match(pattern, code))
+                    .collect();
                 if *unique {
                     // Keep the latest occurrence of each input.
                     let mut seen = std::collections::HashSet::new();
-                    let mut kept: Vec<_> = hits.iter().rev().filter(|e| seen.insert(e.1.as_str())).copied().collect();
+                    let mut kept: Vec<_> = hits
+                        .iter()
+                        .rev()
+                        .filter(|e| seen.insert(e.1.as_str()))
+                        .copied()
+                        .collect();
                     kept.reverse();
                     hits = kept;
                 }
@@ -130,14 +141,30 @@ mod tests {
     #[test]
     fn tail_range_search() {
         let h = sample();
-        let tail = h.answer(&HistoryRequest::Tail { n: 2, output: false, raw: true });
+        let tail = h.answer(&HistoryRequest::Tail {
+            n: 2,
+            output: false,
+            raw: true,
+        });
         assert_eq!(tail.len(), 2);
         assert!(matches!(&tail[0], HistoryEntry::Input(1, 3, c) if c == "%lsmagic"));
-        let range = h.answer(&HistoryRequest::Range { session: Some(1), start: 2, stop: 3, output: true, raw: true });
+        let range = h.answer(&HistoryRequest::Range {
+            session: Some(1),
+            start: 2,
+            stop: 3,
+            output: true,
+            raw: true,
+        });
         assert_eq!(range.len(), 1);
         assert!(matches!(&range[0], HistoryEntry::InputOutput(1, 2, (_, o)) if o == "b"));
         let search = |pattern: &str, unique, n| {
-            h.answer(&HistoryRequest::Search { pattern: pattern.into(), unique, output: false, raw: true, n })
+            h.answer(&HistoryRequest::Search {
+                pattern: pattern.into(),
+                unique,
+                output: false,
+                raw: true,
+                n,
+            })
         };
         assert_eq!(search("*exit*", false, 0).len(), 2);
         assert_eq!(search("*exit*", true, 0).len(), 1);

@@ -58,7 +58,11 @@ pub fn kernel_json(binary: &Path, display_name: &str) -> serde_json::Value {
 
 /// Writes the kernelspec and returns its directory.
 pub fn install(location: &Location, name: &str, display_name: Option<&str>) -> Result<PathBuf> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
         anyhow::bail!("kernel name `{name}` must be letters, digits, '.', '_' or '-'");
     }
     let binary = std::env::current_exe()
@@ -106,7 +110,8 @@ mod tests {
         let loc = Location::Prefix(tmp.clone());
         let dir = install(&loc, "kgent-test", None).unwrap();
         let spec: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("kernel.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(dir.join("kernel.json")).unwrap())
+                .unwrap();
         assert_eq!(spec["interrupt_mode"], "message");
         assert_eq!(spec["language"], "bpftrace");
         assert_eq!(spec["argv"][1], "kernel");

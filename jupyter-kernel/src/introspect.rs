@@ -20,7 +20,10 @@ pub struct Completion {
 
 /// Byte index of a character position (clients count characters, Rust strings bytes).
 fn byte_index(code: &str, char_pos: usize) -> usize {
-    code.char_indices().nth(char_pos).map(|(i, _)| i).unwrap_or(code.len())
+    code.char_indices()
+        .nth(char_pos)
+        .map(|(i, _)| i)
+        .unwrap_or(code.len())
 }
 
 fn is_token_char(c: char) -> bool {
@@ -69,7 +72,14 @@ pub async fn complete(knowledge: &Knowledge, code: &str, cursor_pos: usize) -> C
             matches = catalog.complete(token, COMPLETION_LIMIT);
         }
     } else if token.starts_with('@') || token.starts_with('$') {
-        matches = names_in_cell(code, token.chars().next().unwrap_or('@'))
+        // Names written elsewhere in the cell, not the one being typed.
+        let token_end = code[end..]
+            .char_indices()
+            .find(|(_, c)| !is_token_char(*c))
+            .map(|(i, _)| end + i)
+            .unwrap_or(code.len());
+        let elsewhere = format!("{} {}", &code[..start], &code[token_end..]);
+        matches = names_in_cell(&elsewhere, token.chars().next().unwrap_or('@'))
             .into_iter()
             .filter(|n| n.starts_with(token) && n != token)
             .collect();
@@ -82,7 +92,12 @@ pub async fn complete(knowledge: &Knowledge, code: &str, cursor_pos: usize) -> C
                     .filter(|p| p.starts_with(token))
                     .map(|p| format!("{p}:")),
             );
-            matches.extend(["BEGIN", "END"].iter().filter(|p| p.starts_with(token)).map(|s| s.to_string()));
+            matches.extend(
+                ["BEGIN", "END"]
+                    .iter()
+                    .filter(|p| p.starts_with(token))
+                    .map(|s| s.to_string()),
+            );
         } else {
             matches.extend(
                 BUILTINS
@@ -103,8 +118,19 @@ pub async fn complete(knowledge: &Knowledge, code: &str, cursor_pos: usize) -> C
 }
 
 const PROVIDERS: &[&str] = &[
-    "tracepoint", "kprobe", "kretprobe", "kfunc", "kretfunc", "uprobe", "uretprobe", "usdt",
-    "profile", "interval", "software", "hardware", "rawtracepoint",
+    "tracepoint",
+    "kprobe",
+    "kretprobe",
+    "kfunc",
+    "kretfunc",
+    "uprobe",
+    "uretprobe",
+    "usdt",
+    "profile",
+    "interval",
+    "software",
+    "hardware",
+    "rawtracepoint",
 ];
 
 /// `args->xyz` or `args.xyz` right before the cursor: returns `xyz`.
@@ -137,14 +163,20 @@ fn depth_at(code: &str, end: usize) -> usize {
     depth
 }
 
-async fn enclosing_probe_fields(knowledge: &Knowledge, code: &str, end: usize) -> Option<ProbeFields> {
+async fn enclosing_probe_fields(
+    knowledge: &Knowledge,
+    code: &str,
+    end: usize,
+) -> Option<ProbeFields> {
     let program = strip_magic_line(code);
     let offset = code.len() - program.len();
-    let line_of_cursor = program[..end.saturating_sub(offset).min(program.len())].matches('\n').count() + 1;
+    let line_of_cursor = program[..end.saturating_sub(offset).min(program.len())]
+        .matches('\n')
+        .count()
+        + 1;
     let point = attach_points(program)
         .into_iter()
-        .filter(|p| p.line <= line_of_cursor && p.provider != "BEGIN" && p.provider != "END")
-        .last()?;
+        .rfind(|p| p.line <= line_of_cursor && p.provider != "BEGIN" && p.provider != "END")?;
     let catalog = knowledge.catalog().await.ok()?;
     catalog.fields(&point.text)
 }
@@ -160,8 +192,7 @@ fn strip_magic_line(code: &str) -> &str {
 /// `@maps` or `$vars` written in the cell.
 fn names_in_cell(code: &str, sigil: char) -> Vec<String> {
     let mut out = Vec::new();
-    let mut chars = code.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in code.char_indices() {
         if c == sigil {
             let rest = &code[i + 1..];
             let len = rest
@@ -200,10 +231,17 @@ pub async fn describe(knowledge: &Knowledge, name: &str) -> Option<Media> {
         return None;
     }
     if let Some(magic) = name.strip_prefix("%%").or_else(|| name.strip_prefix('%')) {
-        let kind = if name.starts_with("%%") { MagicKind::Cell } else { MagicKind::Line };
+        let kind = if name.starts_with("%%") {
+            MagicKind::Cell
+        } else {
+            MagicKind::Line
+        };
         let m = find_magic(magic, kind).or_else(|| MAGICS.iter().find(|m| m.name == magic))?;
         let text = format!("{}\n\n{}", m.usage, m.summary);
-        return Some(text_media(&text, &format!("`{}`\n\n{}", m.usage, m.summary)));
+        return Some(text_media(
+            &text,
+            &format!("`{}`\n\n{}", m.usage, m.summary),
+        ));
     }
     if name.contains(':') {
         let catalog = knowledge.catalog().await.ok()?;
@@ -251,7 +289,10 @@ pub fn fields_plain(f: &ProbeFields) -> String {
 fn fields_markdown(f: &ProbeFields) -> String {
     let mut s = format!("**`{}`**\n\n| field | type |\n|---|---|\n", f.probe);
     for field in &f.fields {
-        s.push_str(&format!("| `args->{}` | `{}` |\n", field.name, field.c_type));
+        s.push_str(&format!(
+            "| `args->{}` | `{}` |\n",
+            field.name, field.c_type
+        ));
     }
     if let Some(ret) = &f.ret {
         s.push_str(&format!("| `retval` | `{ret}` |\n"));
@@ -272,14 +313,22 @@ fn fields_html(f: &ProbeFields) -> String {
         ));
     }
     if let Some(ret) = &f.ret {
-        s.push_str(&format!("<tr><td><code>retval</code></td><td><code>{}</code></td></tr>", escape_html(ret)));
+        s.push_str(&format!(
+            "<tr><td><code>retval</code></td><td><code>{}</code></td></tr>",
+            escape_html(ret)
+        ));
     }
     s.push_str("</tbody></table>");
     s
 }
 
 /// `%probes [-v] PATTERN`.
-pub async fn probes_media(knowledge: &Knowledge, pattern: &str, verbose: bool, limit: usize) -> Result<Media, String> {
+pub async fn probes_media(
+    knowledge: &Knowledge,
+    pattern: &str,
+    verbose: bool,
+    limit: usize,
+) -> Result<Media, String> {
     let catalog = knowledge.catalog().await?;
     let found = catalog.search(pattern, limit);
     let mut plain = String::new();
@@ -297,8 +346,16 @@ pub async fn probes_media(knowledge: &Knowledge, pattern: &str, verbose: bool, l
     plain.push_str(&heading.replace('`', ""));
     plain.push('\n');
     md.push_str(&format!("{}\n\n", heading));
-    html.push_str(&format!("<p>{}</p>", escape_html(&heading.replace('`', ""))));
-    for w in catalog.unavailable_sources().iter().map(|p| p.to_string()).chain(found.warnings.iter().cloned()) {
+    html.push_str(&format!(
+        "<p>{}</p>",
+        escape_html(&heading.replace('`', ""))
+    ));
+    for w in catalog
+        .unavailable_sources()
+        .iter()
+        .map(|p| p.to_string())
+        .chain(found.warnings.iter().cloned())
+    {
         plain.push_str(&format!("note: {w}\n"));
         md.push_str(&format!("> note: {}\n\n", escape_md(&w)));
         html.push_str(&format!("<p><em>note: {}</em></p>", escape_html(&w)));
@@ -310,7 +367,11 @@ pub async fn probes_media(knowledge: &Knowledge, pattern: &str, verbose: bool, l
     }
     html.push_str("<ul>");
     for name in &found.names {
-        let fields = if with_fields { catalog.fields(name) } else { None };
+        let fields = if with_fields {
+            catalog.fields(name)
+        } else {
+            None
+        };
         match fields {
             Some(f) => {
                 plain.push_str(&fields_plain(&f));
@@ -336,14 +397,23 @@ pub async fn probes_media(knowledge: &Knowledge, pattern: &str, verbose: bool, l
 
 /// `%lsmagic`.
 pub fn lsmagic_media() -> Media {
-    let line: Vec<String> = MAGICS.iter().filter(|m| m.kind == MagicKind::Line).map(|m| m.spelled()).collect();
-    let cell: Vec<String> = MAGICS.iter().filter(|m| m.kind == MagicKind::Cell).map(|m| m.spelled()).collect();
+    let line: Vec<String> = MAGICS
+        .iter()
+        .filter(|m| m.kind == MagicKind::Line)
+        .map(|m| m.spelled())
+        .collect();
+    let cell: Vec<String> = MAGICS
+        .iter()
+        .filter(|m| m.kind == MagicKind::Cell)
+        .map(|m| m.spelled())
+        .collect();
     let plain = format!(
         "Available line magics:\n{}\n\nAvailable cell magics:\n{}\n",
         line.join("  "),
         cell.join("  ")
     );
-    let mut html = String::from("<table><thead><tr><th>magic</th><th>what it does</th></tr></thead><tbody>");
+    let mut html =
+        String::from("<table><thead><tr><th>magic</th><th>what it does</th></tr></thead><tbody>");
     let mut md = String::from("| magic | what it does |\n|---|---|\n");
     for m in MAGICS {
         html.push_str(&format!(
@@ -354,7 +424,11 @@ pub fn lsmagic_media() -> Media {
         md.push_str(&format!("| `{}` | {} |\n", m.usage, escape_md(m.summary)));
     }
     html.push_str("</tbody></table>");
-    Media::new(vec![MediaType::Plain(plain), MediaType::Markdown(md), MediaType::Html(html)])
+    Media::new(vec![
+        MediaType::Plain(plain),
+        MediaType::Markdown(md),
+        MediaType::Html(html),
+    ])
 }
 
 /// `%help [TOPIC]`.
@@ -424,10 +498,16 @@ mod tests {
     fn tokens_and_field_prefixes() {
         let code = "BEGIN { prin";
         assert_eq!(&code[token_start(code, code.len())..], "prin");
-        assert_eq!(field_prefix("t:syscalls:sys_enter_openat { printf(\"%s\", args->fil"), Some("fil"));
+        assert_eq!(
+            field_prefix("t:syscalls:sys_enter_openat { printf(\"%s\", args->fil"),
+            Some("fil")
+        );
         assert_eq!(field_prefix("x = args.fl"), Some("fl"));
         assert_eq!(field_prefix("x = foo->fl"), None);
-        assert_eq!(names_in_cell("@a[1] = count(); @bb = 1; $x = @a[2];", '@'), vec!["@a", "@bb"]);
+        assert_eq!(
+            names_in_cell("@a[1] = count(); @bb = 1; $x = @a[2];", '@'),
+            vec!["@a", "@bb"]
+        );
         assert_eq!(depth_at("BEGIN { \"{\" ", 12), 1);
     }
 
@@ -441,7 +521,10 @@ mod tests {
         let c = complete(&k, code, code.chars().count()).await;
         assert_eq!(c.matches, vec!["print", "printf"]);
         assert_eq!(c.cursor_end - c.cursor_start, 4);
-        let c = complete(&k, "%%bpftrace\nBEGIN { @count = 1; @co", 33).await;
+        let code = "%%bpftrace\nBEGIN { @count = 1; @co";
+        let c = complete(&k, code, code.chars().count()).await;
+        assert_eq!(c.matches, vec!["@count"]);
+        let c = complete(&k, code, code.chars().count() - 1).await;
         assert_eq!(c.matches, vec!["@count"]);
         let c = complete(&k, "tracepo", 7).await;
         assert_eq!(c.matches, vec!["tracepoint:"]);

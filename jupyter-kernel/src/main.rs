@@ -17,7 +17,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "kgent", version, about = "Trace and extend the Linux kernel from Jupyter notebooks")]
+#[command(
+    name = "kgent",
+    version,
+    about = "Trace and extend the Linux kernel from Jupyter notebooks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,13 +72,18 @@ enum Command {
     },
 }
 
-fn location(user: bool, prefix: Option<PathBuf>, sys_prefix: bool) -> anyhow::Result<install::Location> {
+fn location(
+    user: bool,
+    prefix: Option<PathBuf>,
+    sys_prefix: bool,
+) -> anyhow::Result<install::Location> {
     if let Some(p) = prefix {
         return Ok(install::Location::Prefix(p));
     }
     if sys_prefix {
-        let venv = std::env::var_os("VIRTUAL_ENV")
-            .ok_or_else(|| anyhow::anyhow!("--sys-prefix needs an active virtualenv (VIRTUAL_ENV is not set)"))?;
+        let venv = std::env::var_os("VIRTUAL_ENV").ok_or_else(|| {
+            anyhow::anyhow!("--sys-prefix needs an active virtualenv (VIRTUAL_ENV is not set)")
+        })?;
         return Ok(install::Location::Prefix(PathBuf::from(venv)));
     }
     // SAFETY: geteuid has no preconditions.
@@ -125,7 +134,9 @@ fn run_kernel(connection_file: PathBuf) -> anyhow::Result<ExitCode> {
     // One thread: child processes get PR_SET_PDEATHSIG, which fires when the *thread*
     // that spawned them exits, so they must be spawned from a thread that lives as long
     // as the process. Blocking work (catalog, probing) goes to the blocking pool.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(server::run(&connection_file))?;
     // Do not wait for blocking-pool tasks (capability probing) at exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));

@@ -79,12 +79,14 @@ pub fn kernel_info() -> KernelInfoReply {
             codemirror_mode: Some(CodeMirrorMode::Simple("text/x-csrc".to_string())),
             nbconvert_exporter: None,
         },
-        banner: "Kgent: trace and extend the Linux kernel with bpftrace, in plain English or in code.\n\
+        banner:
+            "Kgent: trace and extend the Linux kernel with bpftrace, in plain English or in code.\n\
                  %%bpftrace runs a program; %probes lists attach points; %help explains the rest."
-            .to_string(),
+                .to_string(),
         help_links: vec![HelpLink {
             text: "bpftrace reference".to_string(),
-            url: "https://github.com/bpftrace/bpftrace/blob/master/man/adoc/bpftrace.adoc".to_string(),
+            url: "https://github.com/bpftrace/bpftrace/blob/master/man/adoc/bpftrace.adoc"
+                .to_string(),
         }],
         debugger: false,
         error: None,
@@ -103,7 +105,9 @@ pub async fn run(connection_file: &Path) -> Result<()> {
     let session_id = uuid::Uuid::new_v4().to_string();
 
     let mut heartbeat = create_kernel_heartbeat_connection(&info).await?;
-    let (shell_out, mut shell_in) = create_kernel_shell_connection(&info, &session_id).await?.split();
+    let (shell_out, mut shell_in) = create_kernel_shell_connection(&info, &session_id)
+        .await?
+        .split();
     let mut control = create_kernel_control_connection(&info, &session_id).await?;
     // Bound so clients can connect; this kernel never asks for input.
     let _stdin = create_kernel_stdin_connection(&info, &session_id).await?;
@@ -275,7 +279,9 @@ async fn handle_shell(kernel: &Kernel, msg: JupyterMessage, shutdown: &watch::Se
         JupyterMessageContent::IsCompleteRequest(req) => {
             let reply = match kgent_magics::is_complete(&req.code) {
                 kgent_magics::Completeness::Complete => IsCompleteReply::complete(),
-                kgent_magics::Completeness::Incomplete { indent } => IsCompleteReply::incomplete(indent),
+                kgent_magics::Completeness::Incomplete { indent } => {
+                    IsCompleteReply::incomplete(indent)
+                }
                 kgent_magics::Completeness::Invalid => IsCompleteReply::invalid(),
             };
             debug_assert!(reply.status != IsCompleteReplyStatus::Unknown);
@@ -296,7 +302,8 @@ async fn handle_shell(kernel: &Kernel, msg: JupyterMessage, shutdown: &watch::Se
             )
         }
         JupyterMessageContent::InspectRequest(req) => {
-            let found = crate::introspect::inspect(&kernel.knowledge, &req.code, req.cursor_pos).await;
+            let found =
+                crate::introspect::inspect(&kernel.knowledge, &req.code, req.cursor_pos).await;
             Some(
                 InspectReply {
                     found: found.is_some(),
@@ -309,7 +316,11 @@ async fn handle_shell(kernel: &Kernel, msg: JupyterMessage, shutdown: &watch::Se
             )
         }
         JupyterMessageContent::HistoryRequest(req) => {
-            let history = kernel.history.lock().map(|h| h.answer(req)).unwrap_or_default();
+            let history = kernel
+                .history
+                .lock()
+                .map(|h| h.answer(req))
+                .unwrap_or_default();
             Some(HistoryReply::new(history).as_child_of(&msg))
         }
         JupyterMessageContent::CommInfoRequest(_) => Some(
@@ -390,7 +401,11 @@ async fn executor(kernel: Arc<Kernel>, mut rx: mpsc::UnboundedReceiver<JupyterMe
                 user_expressions: Some(Default::default()),
                 error: None,
             },
-            CellOutcome::Error { ename, evalue, traceback } => {
+            CellOutcome::Error {
+                ename,
+                evalue,
+                traceback,
+            } => {
                 kernel
                     .publish(
                         ErrorOutput {
@@ -429,7 +444,9 @@ async fn executor(kernel: Arc<Kernel>, mut rx: mpsc::UnboundedReceiver<JupyterMe
                 kernel.publish(Status::busy().as_child_of(&queued)).await;
                 let aborted = ExecuteReply {
                     status: ReplyStatus::Aborted,
-                    execution_count: ExecutionCount::new(kernel.execution_count.load(Ordering::SeqCst)),
+                    execution_count: ExecutionCount::new(
+                        kernel.execution_count.load(Ordering::SeqCst),
+                    ),
                     payload: vec![],
                     user_expressions: Some(Default::default()),
                     error: None,

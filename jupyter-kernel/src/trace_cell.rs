@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use jupyter_protocol::{
-    ClearOutput, ExecuteResult, ExecutionCount, JupyterMessage, Media, MediaType, StreamContent, Transient,
-    UpdateDisplayData,
+    ClearOutput, ExecuteResult, ExecutionCount, JupyterMessage, Media, MediaType, StreamContent,
+    Transient, UpdateDisplayData,
 };
 use kgent_agent::runner::{verifier_log, BpftraceRun, RunError, RunEvent, RunSpec};
 use kgent_agent::{attach_points, Failure, FailureKind};
@@ -92,7 +92,11 @@ async fn write_command_script(command: &str, count: usize) -> std::io::Result<Pa
         dir = std::env::temp_dir();
     }
     tokio::fs::create_dir_all(&dir).await?;
-    let path = dir.join(format!("cmd-{}-cell{count}-{}.sh", std::process::id(), uuid::Uuid::new_v4().simple()));
+    let path = dir.join(format!(
+        "cmd-{}-cell{count}-{}.sh",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
     tokio::fs::write(&path, format!("{command}\n")).await?;
     Ok(path)
 }
@@ -109,7 +113,13 @@ async fn run_spec(
     let run = match BpftraceRun::spawn(spec) {
         Ok(run) => run,
         Err(e @ RunError::NotFound { .. }) => return missing_bpftrace(&e.to_string()),
-        Err(e) => return CellOutcome::error("SpawnError", &e.to_string(), vec![format!("{RED}{e}{RESET}")]),
+        Err(e) => {
+            return CellOutcome::error(
+                "SpawnError",
+                &e.to_string(),
+                vec![format!("{RED}{e}{RESET}")],
+            )
+        }
     };
     let mut live = LiveRun::new(kernel, parent, count, options).await;
     let (exit, stop) = live.drive(run).await;
@@ -132,7 +142,10 @@ async fn preflight(
     program: &str,
     first_line: usize,
 ) -> Result<PathBuf, CellOutcome> {
-    let found = tokio::task::spawn_blocking(kgent_catalog::find_bpftrace).await.ok().flatten();
+    let found = tokio::task::spawn_blocking(kgent_catalog::find_bpftrace)
+        .await
+        .ok()
+        .flatten();
     let Some(info) = found else {
         return Err(missing_bpftrace("bpftrace was not found on PATH"));
     };
@@ -149,15 +162,24 @@ async fn preflight(
         ));
     }
     let points = attach_points(program);
-    let needs_tracefs = points.iter().any(|p| matches!(p.provider.as_str(), "tracepoint" | "t" | "kprobe" | "k" | "kretprobe" | "kr"));
+    let needs_tracefs = points.iter().any(|p| {
+        matches!(
+            p.provider.as_str(),
+            "tracepoint" | "t" | "kprobe" | "k" | "kretprobe" | "kr"
+        )
+    });
     if needs_tracefs {
-        let state = tokio::task::spawn_blocking(crate::knowledge::ensure_tracefs).await.unwrap_or(TracefsState::NotMounted);
+        let state = tokio::task::spawn_blocking(crate::knowledge::ensure_tracefs)
+            .await
+            .unwrap_or(TracefsState::NotMounted);
         if !matches!(state, TracefsState::Mounted(_)) {
             return Err(CellOutcome::error(
                 "TracefsMissing",
                 "tracefs is not mounted, so tracepoints cannot be used",
                 vec![
-                    format!("{RED}tracefs is not mounted{RESET} and could not be mounted from here."),
+                    format!(
+                        "{RED}tracefs is not mounted{RESET} and could not be mounted from here."
+                    ),
                     "As root: mount -t tracefs nodev /sys/kernel/tracing".to_string(),
                 ],
             ));
@@ -166,12 +188,17 @@ async fn preflight(
     if !options.force {
         if let Some(caps) = kernel.knowledge.caps_if_ready() {
             for point in &points {
-                let Some(pt) = ProbeType::from_provider(&point.provider) else { continue };
+                let Some(pt) = ProbeType::from_provider(&point.provider) else {
+                    continue;
+                };
                 if let Some(Support::Fails { reason }) = caps.probes.get(&pt) {
                     let alternatives = kgent_catalog::alternatives(pt, &caps);
                     let line = first_line + point.line - 1;
                     let mut tb = vec![
-                        format!("{RED}{} probes do not work on this kernel{RESET}: {reason}", pt.name()),
+                        format!(
+                            "{RED}{} probes do not work on this kernel{RESET}: {reason}",
+                            pt.name()
+                        ),
                         format!("  cell line {line}: {}", point.text),
                     ];
                     if !alternatives.is_empty() {
@@ -205,7 +232,11 @@ fn missing_bpftrace(detail: &str) -> CellOutcome {
 /// Renders a classified failure as one `error` output, pointing at cell lines.
 fn failure_outcome(failure: &Failure, program: &str, first_line: usize) -> CellOutcome {
     let program_lines: Vec<&str> = program.lines().collect();
-    let mut tb = vec![format!("{RED}{}{RESET} [{}]", failure.kind.title(), failure.kind.code())];
+    let mut tb = vec![format!(
+        "{RED}{}{RESET} [{}]",
+        failure.kind.title(),
+        failure.kind.code()
+    )];
     for d in &failure.diagnostics {
         let label = if d.is_warning { "warning" } else { "error" };
         match d.location {
@@ -234,10 +265,21 @@ fn failure_outcome(failure: &Failure, program: &str, first_line: usize) -> CellO
         tb.push(format!("hint: {hint}"));
     }
     if !failure.log.is_empty() {
-        let label = if failure.kind == FailureKind::Verifier { "verifier log" } else { "bpftrace said" };
+        let label = if failure.kind == FailureKind::Verifier {
+            "verifier log"
+        } else {
+            "bpftrace said"
+        };
         // The end of a verifier log says why; the start is the program.
         let skip = failure.log.len().saturating_sub(40);
-        tb.push(format!("{label}{}:", if skip > 0 { format!(" (last 40 of {} lines)", failure.log.len()) } else { String::new() }));
+        tb.push(format!(
+            "{label}{}:",
+            if skip > 0 {
+                format!(" (last 40 of {} lines)", failure.log.len())
+            } else {
+                String::new()
+            }
+        ));
         tb.extend(failure.log[skip..].iter().map(|l| format!("  {l}")));
     }
     let evalue = format!("{}: {}", failure.kind.title(), failure.headline());
@@ -270,7 +312,12 @@ struct LiveRun<'a> {
 }
 
 impl<'a> LiveRun<'a> {
-    async fn new(kernel: &'a Kernel, parent: &'a JupyterMessage, count: ExecutionCount, options: &BpftraceOptions) -> LiveRun<'a> {
+    async fn new(
+        kernel: &'a Kernel,
+        parent: &'a JupyterMessage,
+        count: ExecutionCount,
+        options: &BpftraceOptions,
+    ) -> LiveRun<'a> {
         let now = Instant::now();
         let (log, log_path) = open_log(count.0).await;
         LiveRun {
@@ -341,6 +388,9 @@ impl<'a> LiveRun<'a> {
                         return (exit, stop);
                     }
                     self.on_event(ev).await;
+                    while let Some(ev) = run.try_next_event() {
+                        self.on_event(ev).await;
+                    }
                 }
             }
         }
@@ -368,7 +418,9 @@ impl<'a> LiveRun<'a> {
                 self.events += 1;
                 if self.watch {
                     self.flush_text().await;
-                    self.kernel.publish(ClearOutput { wait: true }.as_child_of(self.parent)).await;
+                    self.kernel
+                        .publish(ClearOutput { wait: true }.as_child_of(self.parent))
+                        .await;
                     self.maps.forget();
                 }
                 self.text_out(&t, now).await;
@@ -431,7 +483,10 @@ impl<'a> LiveRun<'a> {
         self.log_bytes += text.len() as u64;
         let mut ok = log.write_all(text.as_bytes()).await.is_ok();
         if ok && self.log_bytes >= LOG_CAP_BYTES {
-            ok = log.write_all(b"\n[kgent] log truncated at 256 MiB\n").await.is_ok();
+            ok = log
+                .write_all(b"\n[kgent] log truncated at 256 MiB\n")
+                .await
+                .is_ok();
         }
         if !ok {
             // A full disk must not stop the trace; the notebook still shows output.
@@ -441,7 +496,9 @@ impl<'a> LiveRun<'a> {
 
     async fn on_tick(&mut self) {
         self.flush_text().await;
-        self.maps.flush_due(self.kernel, self.parent, Instant::now()).await;
+        self.maps
+            .flush_due(self.kernel, self.parent, Instant::now())
+            .await;
     }
 
     async fn flush_text(&mut self) {
@@ -450,10 +507,14 @@ impl<'a> LiveRun<'a> {
             self.stderr.push(&notice, Instant::now());
         }
         if let Some(text) = self.text.take() {
-            self.kernel.publish(StreamContent::stdout(&text).as_child_of(self.parent)).await;
+            self.kernel
+                .publish(StreamContent::stdout(&text).as_child_of(self.parent))
+                .await;
         }
         if let Some(text) = self.stderr.take() {
-            self.kernel.publish(StreamContent::stderr(&text).as_child_of(self.parent)).await;
+            self.kernel
+                .publish(StreamContent::stderr(&text).as_child_of(self.parent))
+                .await;
         }
     }
 
@@ -468,14 +529,19 @@ impl<'a> LiveRun<'a> {
         let final_maps = std::mem::take(&mut self.final_maps);
         let mut results = Vec::new();
         for dump in final_maps {
-            if !self.maps.update_final(self.kernel, self.parent, &dump).await {
+            if !self
+                .maps
+                .update_final(self.kernel, self.parent, &dump)
+                .await
+            {
                 results.push(dump);
             }
         }
         self.maps.flush_all(self.kernel, self.parent).await;
         let opts = RenderOptions::default();
-        let (charts, tables): (Vec<MapDump>, Vec<MapDump>) =
-            results.into_iter().partition(|d| matches!(d.value, MapValue::Hist(_) | MapValue::KeyedHist(_)));
+        let (charts, tables): (Vec<MapDump>, Vec<MapDump>) = results
+            .into_iter()
+            .partition(|d| matches!(d.value, MapValue::Hist(_) | MapValue::KeyedHist(_)));
         for chart in &charts {
             display(self.kernel, self.parent, chart_media(chart, &opts), None).await;
         }
@@ -483,7 +549,11 @@ impl<'a> LiveRun<'a> {
             let b = render_maps(&tables, &opts);
             let result = ExecuteResult {
                 execution_count: self.count,
-                data: Media::new(vec![MediaType::Html(b.html), MediaType::Markdown(b.markdown), MediaType::Plain(b.plain)]),
+                data: Media::new(vec![
+                    MediaType::Html(b.html),
+                    MediaType::Markdown(b.markdown),
+                    MediaType::Plain(b.plain),
+                ]),
                 metadata: Default::default(),
                 transient: Some(Transient::default()),
             };
@@ -498,17 +568,28 @@ impl<'a> LiveRun<'a> {
         };
         let mut parts = vec![
             format!("{how} after {elapsed:.1} s"),
-            format!("{} {}", group_thousands(self.events), if self.events == 1 { "event" } else { "events" }),
+            format!(
+                "{} {}",
+                group_thousands(self.events),
+                if self.events == 1 { "event" } else { "events" }
+            ),
         ];
         if self.probes > 0 {
-            parts.push(format!("{} {}", self.probes, if self.probes == 1 { "probe" } else { "probes" }));
+            parts.push(format!(
+                "{} {}",
+                self.probes,
+                if self.probes == 1 { "probe" } else { "probes" }
+            ));
         }
         let hidden = self.text.hidden_lines();
         if hidden > 0 {
             parts.push(format!("{} lines not shown", group_thousands(hidden)));
         }
         if self.lost_events > 0 {
-            parts.push(format!("{} events lost by the kernel buffer", group_thousands(self.lost_events)));
+            parts.push(format!(
+                "{} events lost by the kernel buffer",
+                group_thousands(self.lost_events)
+            ));
         }
         let summary = parts.join(" · ");
         let log = self.log_display();
@@ -522,7 +603,11 @@ impl<'a> LiveRun<'a> {
         display(
             self.kernel,
             self.parent,
-            Media::new(vec![MediaType::Html(html), MediaType::Markdown(md), MediaType::Plain(plain)]),
+            Media::new(vec![
+                MediaType::Html(html),
+                MediaType::Markdown(md),
+                MediaType::Plain(plain),
+            ]),
             None,
         )
         .await;
@@ -534,7 +619,7 @@ fn group_thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -554,7 +639,12 @@ fn run_dir() -> PathBuf {
     state.join("kgent/runs")
 }
 
-async fn open_log(count: usize) -> (Option<tokio::io::BufWriter<tokio::fs::File>>, Option<PathBuf>) {
+async fn open_log(
+    count: usize,
+) -> (
+    Option<tokio::io::BufWriter<tokio::fs::File>>,
+    Option<PathBuf>,
+) {
     let dir = run_dir();
     if tokio::fs::create_dir_all(&dir).await.is_err() {
         return (None, None);
@@ -563,9 +653,15 @@ async fn open_log(count: usize) -> (Option<tokio::io::BufWriter<tokio::fs::File>
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    let path = dir.join(format!("run-{stamp}-{}-cell{count}.log", std::process::id()));
+    let path = dir.join(format!(
+        "run-{stamp}-{}-cell{count}.log",
+        std::process::id()
+    ));
     match tokio::fs::File::create(&path).await {
-        Ok(f) => (Some(tokio::io::BufWriter::with_capacity(256 * 1024, f)), Some(path)),
+        Ok(f) => (
+            Some(tokio::io::BufWriter::with_capacity(256 * 1024, f)),
+            Some(path),
+        ),
         Err(_) => (None, None),
     }
 }
@@ -576,7 +672,11 @@ fn chart_media(dump: &MapDump, opts: &RenderOptions) -> Media {
         // JupyterLab prefers HTML and Markdown over SVG; a chart bundle offers only the
         // picture and its text fallback so the picture is what people see.
         Some(svg) => Media::new(vec![MediaType::Svg(svg), MediaType::Plain(b.plain)]),
-        None => Media::new(vec![MediaType::Html(b.html), MediaType::Markdown(b.markdown), MediaType::Plain(b.plain)]),
+        None => Media::new(vec![
+            MediaType::Html(b.html),
+            MediaType::Markdown(b.markdown),
+            MediaType::Plain(b.plain),
+        ]),
     }
 }
 
@@ -586,7 +686,11 @@ fn map_media(dump: &MapDump, opts: &RenderOptions) -> Media {
         return chart_media(dump, opts);
     }
     let b = render_map(dump, opts);
-    Media::new(vec![MediaType::Html(b.html), MediaType::Markdown(b.markdown), MediaType::Plain(b.plain)])
+    Media::new(vec![
+        MediaType::Html(b.html),
+        MediaType::Markdown(b.markdown),
+        MediaType::Plain(b.plain),
+    ])
 }
 
 /// Maps printed while the program runs: one display per map, updated in place and at
@@ -612,12 +716,24 @@ impl MapDisplays {
         }
     }
 
-    async fn offer(&mut self, kernel: &Kernel, parent: &JupyterMessage, dump: MapDump, now: Instant) {
+    async fn offer(
+        &mut self,
+        kernel: &Kernel,
+        parent: &JupyterMessage,
+        dump: MapDump,
+        now: Instant,
+    ) {
         match self.shown.get_mut(&dump.name) {
             Some(shown) => shown.pending = Some(dump),
             None => {
                 let display_id = format!("{}-{}", self.prefix, self.shown.len());
-                display(kernel, parent, map_media(&dump, &self.opts), Some(display_id.clone())).await;
+                display(
+                    kernel,
+                    parent,
+                    map_media(&dump, &self.opts),
+                    Some(display_id.clone()),
+                )
+                .await;
                 self.shown.insert(
                     dump.name.clone(),
                     Shown {
@@ -636,7 +752,8 @@ impl MapDisplays {
                 continue;
             }
             if let Some(dump) = shown.pending.take() {
-                let update = UpdateDisplayData::new(map_media(&dump, &self.opts), &shown.display_id);
+                let update =
+                    UpdateDisplayData::new(map_media(&dump, &self.opts), &shown.display_id);
                 kernel.publish(update.as_child_of(parent)).await;
                 shown.last_sent = now;
             }
@@ -646,14 +763,20 @@ impl MapDisplays {
     async fn flush_all(&mut self, kernel: &Kernel, parent: &JupyterMessage) {
         for shown in self.shown.values_mut() {
             if let Some(dump) = shown.pending.take() {
-                let update = UpdateDisplayData::new(map_media(&dump, &self.opts), &shown.display_id);
+                let update =
+                    UpdateDisplayData::new(map_media(&dump, &self.opts), &shown.display_id);
                 kernel.publish(update.as_child_of(parent)).await;
             }
         }
     }
 
     /// Shows a map of the exit dump in its live display; false if it has none.
-    async fn update_final(&mut self, kernel: &Kernel, parent: &JupyterMessage, dump: &MapDump) -> bool {
+    async fn update_final(
+        &mut self,
+        kernel: &Kernel,
+        parent: &JupyterMessage,
+        dump: &MapDump,
+    ) -> bool {
         let Some(shown) = self.shown.get_mut(&dump.name) else {
             return false;
         };

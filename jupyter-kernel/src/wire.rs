@@ -36,18 +36,20 @@ fn decode(raw: RawMessage) -> Result<JupyterMessage, String> {
         let bytes = raw.jparts.get(i).ok_or("too few message parts")?;
         serde_json::from_slice(bytes).map_err(|e| format!("part {i} is not JSON: {e}"))
     };
-    let header: Header = serde_json::from_value(part(0)?).map_err(|e| format!("bad header: {e}"))?;
+    let header: Header =
+        serde_json::from_value(part(0)?).map_err(|e| format!("bad header: {e}"))?;
     let parent_header = serde_json::from_value(part(1)?).ok();
     let metadata = part(2)?;
     let mut content = part(3)?;
-    let parsed = match JupyterMessageContent::from_type_and_content(&header.msg_type, content.clone()) {
-        Ok(c) => c,
-        Err(first_err) => {
-            fill_defaults(&header.msg_type, &mut content);
-            JupyterMessageContent::from_type_and_content(&header.msg_type, content)
-                .map_err(|_| format!("bad {} content: {first_err}", header.msg_type))?
-        }
-    };
+    let parsed =
+        match JupyterMessageContent::from_type_and_content(&header.msg_type, content.clone()) {
+            Ok(c) => c,
+            Err(first_err) => {
+                fill_defaults(&header.msg_type, &mut content);
+                JupyterMessageContent::from_type_and_content(&header.msg_type, content)
+                    .map_err(|_| format!("bad {} content: {first_err}", header.msg_type))?
+            }
+        };
     Ok(JupyterMessage {
         zmq_identities: raw.zmq_identities,
         header,
@@ -93,12 +95,20 @@ mod tests {
     #[test]
     fn history_search_without_n_is_accepted() {
         let mut content = json!({"hist_access_type": "search", "pattern": "*exit*", "output": false, "raw": true});
-        assert!(JupyterMessageContent::from_type_and_content("history_request", content.clone()).is_err());
+        assert!(
+            JupyterMessageContent::from_type_and_content("history_request", content.clone())
+                .is_err()
+        );
         fill_defaults("history_request", &mut content);
-        let parsed = JupyterMessageContent::from_type_and_content("history_request", content).unwrap();
+        let parsed =
+            JupyterMessageContent::from_type_and_content("history_request", content).unwrap();
         assert!(matches!(
             parsed,
-            JupyterMessageContent::HistoryRequest(jupyter_protocol::HistoryRequest::Search { n: 0, unique: false, .. })
+            JupyterMessageContent::HistoryRequest(jupyter_protocol::HistoryRequest::Search {
+                n: 0,
+                unique: false,
+                ..
+            })
         ));
     }
 }

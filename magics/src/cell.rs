@@ -209,7 +209,8 @@ fn parse_cell_magic(
     let words = split_args(&format!("%%{name}"), args)?;
     match name {
         "bpftrace" => {
-            let options = BpftraceOptions::try_parse_from(&words).map_err(|e| bad_args("%%bpftrace", e))?;
+            let options =
+                BpftraceOptions::try_parse_from(&words).map_err(|e| bad_args("%%bpftrace", e))?;
             Ok(Cell::Bpftrace {
                 options,
                 program: body.to_string(),
@@ -361,7 +362,11 @@ fn looks_like_program(code: &str) -> bool {
             }
             continue;
         }
-        if l.is_empty() || l.starts_with("//") || l.starts_with("#include") || l.starts_with("#define") {
+        if l.is_empty()
+            || l.starts_with("//")
+            || l.starts_with("#include")
+            || l.starts_with("#define")
+        {
             continue;
         }
         let word: String = l
@@ -380,7 +385,7 @@ fn looks_like_program(code: &str) -> bool {
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 && secs < 1e9 {
+        if secs.is_finite() && (0.0..1e9).contains(&secs) {
             return Ok(Duration::from_secs_f64(secs));
         }
         return Err(format!("`{s}` is not a usable number of seconds"));
@@ -488,7 +493,10 @@ mod tests {
             "#include <linux/sched.h>\nkprobe:do_nanosleep { }",
             "/* multi\n line */\nt:sched:sched_switch { }",
         ] {
-            assert!(matches!(parse_cell(code), Ok(Cell::Bpftrace { .. })), "{code}");
+            assert!(
+                matches!(parse_cell(code), Ok(Cell::Bpftrace { .. })),
+                "{code}"
+            );
         }
     }
 
@@ -496,7 +504,8 @@ mod tests {
     fn english_is_a_request() {
         let cell = parse_cell("show which processes open files under /etc, with the path").unwrap();
         assert!(matches!(cell, Cell::NaturalLanguage { .. }));
-        let cell = parse_cell("%%nl --offline --hint 'use openat'\ncount opens by process").unwrap();
+        let cell =
+            parse_cell("%%nl --offline --hint 'use openat'\ncount opens by process").unwrap();
         let Cell::NaturalLanguage { options, request } = cell else {
             panic!()
         };
@@ -524,7 +533,17 @@ mod tests {
 
     #[test]
     fn never_panics_on_odd_input() {
-        for code in ["%", "%%", "%% ", "?", "??", "%%bpftrace '", "%probes '\"", "\u{feff}%x", "%%bpftrace\r\n"] {
+        for code in [
+            "%",
+            "%%",
+            "%% ",
+            "?",
+            "??",
+            "%%bpftrace '",
+            "%probes '\"",
+            "\u{feff}%x",
+            "%%bpftrace\r\n",
+        ] {
             let _ = parse_cell(code);
         }
     }

@@ -7,7 +7,9 @@ use crate::cell::{parse_cell, Cell};
 pub enum Completeness {
     Complete,
     /// More input is expected; the frontend may indent the next line with `indent`.
-    Incomplete { indent: String },
+    Incomplete {
+        indent: String,
+    },
     /// Running it would only produce an error.
     Invalid,
 }
@@ -100,7 +102,10 @@ mod tests {
             Completeness::Complete
         );
         assert_eq!(is_complete("%lsmagic"), Completeness::Complete);
-        assert_eq!(is_complete("count opens by process"), Completeness::Complete);
+        assert_eq!(
+            is_complete("count opens by process"),
+            Completeness::Complete
+        );
     }
 
     #[test]
@@ -120,8 +125,14 @@ mod tests {
     #[test]
     fn stray_closers_and_bad_magics_are_invalid() {
         assert_eq!(is_complete("%%bpftrace\nBEGIN } "), Completeness::Invalid);
-        assert_eq!(is_complete("%%bpftrace\nBEGIN { (] }"), Completeness::Invalid);
-        assert_eq!(is_complete("%%bpftrace\nBEGIN { printf(\"x); }"), Completeness::Invalid);
+        assert_eq!(
+            is_complete("%%bpftrace\nBEGIN { (] }"),
+            Completeness::Invalid
+        );
+        assert_eq!(
+            is_complete("%%bpftrace\nBEGIN { printf(\"x); }"),
+            Completeness::Invalid
+        );
         assert_eq!(is_complete("%nosuchmagic"), Completeness::Invalid);
     }
 }

@@ -1,0 +1,97 @@
+"""No probe outlives the kernel: however the kernel process ends (SIGKILL, SIGTERM, a
+shutdown_request while a cell runs), its bpftrace children die and their BPF programs are
+unloaded from the Linux kernel."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import KernelSession, bpf_programs, pid_alive, start_kernel, wait_until
+
+# A program that never ends, with probes of two kinds (perf_event and tracepoint programs).
+ENDLESS = (
+    "%%bpftrace\n"
+    'interval:ms:100 { printf("tick\\n"); }\n'
+    "tracepoint:syscalls:sys_enter_getppid { @calls = count(); }"
+)
+
+
+def start_endless_cell(session: KernelSession) -> tuple[int, set[int]]:
+    """Starts ENDLESS; returns the bpftrace pid and the ids of the BPF programs it loaded."""
+    before = set(bpf_programs())
+    cell = session.execute(ENDLESS)
+    session.wait_for_output(cell, lambda c: "tick" in c.stdout, timeout=30)
+    children = session.bpftrace_children()
+    assert len(children) == 1, f"expected one bpftrace child of the kernel, found {children}"
+    progs = bpf_programs()
+    new = {pid for pid, p in progs.items() if pid not in before and p.get("type") in ("perf_event", "tracepoint")}
+    # The probes of this program (other BPF users on the machine may load programs too);
+    # BPF program names keep 15 characters.
+    assert any(progs[i].get("type") == "perf_event" for i in new), {i: progs[i] for i in new}
+    assert any(progs[i].get("type") == "tracepoint" and progs[i].get("name", "").startswith("sys_enter_getpp") for i in new), {
+        i: progs[i] for i in new
+    }
+    return children[0], new
+
+
+def assert_all_gone(bpftrace_pid: int, prog_ids: set[int], within: float = 5.0) -> None:
+    gone = wait_until(lambda: not pid_alive(bpftrace_pid), timeout=within)
+    assert gone, f"bpftrace (pid {bpftrace_pid}) survived the kernel"
+    unloaded = wait_until(lambda: not (prog_ids & set(bpf_programs())), timeout=within)
+    assert unloaded, f"BPF programs still loaded: {sorted(prog_ids & set(bpf_programs()))}"
+
+
+def test_sigkill_of_the_kernel_kills_bpftrace_and_unloads_programs(tmp_path) -> None:
+    session = start_kernel(tmp_path)
+    try:
+        bpftrace_pid, prog_ids = start_endless_cell(session)
+        kernel_pid = session.pid
+        os.kill(kernel_pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        assert_all_gone(bpftrace_pid, prog_ids)
+        assert not session.km.is_alive()
+        print(f"bpftrace and its programs gone {time.monotonic() - t0:.2f} s after SIGKILL")
+    finally:
+        session.shutdown()
+
+
+def test_sigterm_of_the_kernel_kills_bpftrace(tmp_path) -> None:
+    session = start_kernel(tmp_path)
+    try:
+        bpftrace_pid, prog_ids = start_endless_cell(session)
+        os.kill(session.pid, signal.SIGTERM)
+        assert_all_gone(bpftrace_pid, prog_ids)
+        assert wait_until(lambda: not session.km.is_alive(), timeout=5), "the kernel ignored SIGTERM"
+    finally:
+        session.shutdown()
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["shutdown", "restart"])
+def test_shutdown_during_a_running_cell_leaves_nothing(tmp_path, restart: bool) -> None:
+    session = start_kernel(tmp_path)
+    try:
+        bpftrace_pid, prog_ids = start_endless_cell(session)
+        kernel_pid = session.pid
+        t0 = time.monotonic()
+        if restart:
+            session.km.restart_kernel(now=False)
+        else:
+            session.km.shutdown_kernel(now=False)
+        took = time.monotonic() - t0
+        assert_all_gone(bpftrace_pid, prog_ids)
+        assert not pid_alive(kernel_pid)
+        # jupyter_client waits up to its shutdown_wait_time (5 s) before killing a kernel
+        # that does not exit by itself; a prompt exit means the kernel obeyed the request.
+        assert took < 4, f"the kernel took {took:.1f} s to shut down (was it killed?)"
+        if restart:
+            session.kc.wait_for_ready(timeout=30)
+            session.drain()
+            cell = session.run('%%bpftrace\nBEGIN { printf("after restart\\n"); exit(); }')
+            assert cell.status == "ok", cell.describe()
+            assert cell.stdout == "after restart\n"
+    finally:
+        session.shutdown()

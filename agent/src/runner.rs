@@ -206,13 +206,10 @@ impl BpftraceRun {
             }
             None => None,
         };
-        let stderr = match child.stderr.take() {
-            Some(err) => Some(
-                err.into_owned_fd()
-                    .and_then(|fd| LineReader::spawn(fd, "stderr")),
-            ),
-            None => None,
-        };
+        let stderr = child.stderr.take().map(|err| {
+            err.into_owned_fd()
+                .and_then(|fd| LineReader::spawn(fd, "stderr"))
+        });
         let (stdout, stderr) = match (stdout.transpose(), stderr.transpose()) {
             (Ok(out), Ok(err)) => (out, err),
             (Err(source), _) | (_, Err(source)) => {

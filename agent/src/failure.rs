@@ -63,11 +63,18 @@ impl FailureKind {
 }
 
 /// A span in the program, 1-based lines and columns as bpftrace prints them.
+/// Columns are 0 when bpftrace gave only lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Location {
     pub line: usize,
     pub col_start: usize,
     pub col_end: usize,
+}
+
+impl Location {
+    pub fn has_columns(&self) -> bool {
+        self.col_start > 0
+    }
 }
 
 /// One message bpftrace printed, with its location when it had one.
@@ -183,14 +190,23 @@ fn parse_located(line: &str) -> Option<(Location, bool, String)> {
     };
     let mut parts = pos.split(':');
     let lines = parts.next()?;
-    let cols = parts.next().unwrap_or("1");
-    let line_no: usize = lines.split('-').next()?.parse().ok()?;
-    let mut col_it = cols.split('-');
-    let col_start: usize = col_it.next()?.parse().ok()?;
-    let col_end: usize = col_it
-        .next()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(col_start + 1);
+    let mut line_range = lines.split('-');
+    let first_line: usize = line_range.next()?.parse().ok()?;
+    let last_line: Option<usize> = line_range.next().and_then(|l| l.parse().ok());
+    let (line_no, col_start, col_end) = match parts.next() {
+        Some(cols) => {
+            let mut col_it = cols.split('-');
+            let col_start: usize = col_it.next()?.parse().ok()?;
+            let col_end = col_it
+                .next()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(col_start + 1);
+            (first_line, col_start, col_end)
+        }
+        // `stdin:1-2:` (a probe's span starts after the previous block): the attach point
+        // is on the last line.
+        None => (last_line.unwrap_or(first_line), 0, 0),
+    };
     Some((
         Location {
             line: line_no,
@@ -365,6 +381,19 @@ mod tests {
         );
         assert_eq!(d.source_line.as_deref(), Some("BEGIN { printf(\"x\" }"));
         assert!(d.message.starts_with("syntax error"));
+    }
+
+    #[test]
+    fn line_ranges_without_columns_point_at_the_last_line() {
+        let f = classify(
+            Some(1),
+            None,
+            &lines("stdin:1-2: ERROR: tracepoint not found: syscalls:sys_enter_nosuch"),
+            &[],
+        )
+        .unwrap();
+        let loc = f.diagnostics[0].location.unwrap();
+        assert_eq!((loc.line, loc.has_columns()), (2, false));
     }
 
     #[test]

@@ -250,11 +250,20 @@ fn failure_outcome(failure: &Failure, program: &str, first_line: usize) -> CellO
                     .unwrap_or_default();
                 let gutter = format!("{cell_line:>4} | ");
                 tb.push(format!("{gutter}{source}"));
-                let width = loc.col_end.saturating_sub(loc.col_start).max(1);
+                // Without columns, underline the line's text.
+                let (start, width) = if loc.has_columns() {
+                    (
+                        loc.col_start - 1,
+                        loc.col_end.saturating_sub(loc.col_start).max(1),
+                    )
+                } else {
+                    let indent = source.len() - source.trim_start().len();
+                    (indent, source.trim().chars().count().max(1))
+                };
                 tb.push(format!(
                     "{}{}{RED}{}{RESET}",
                     " ".repeat(gutter.len()),
-                    " ".repeat(loc.col_start.saturating_sub(1)),
+                    " ".repeat(start),
                     "^".repeat(width)
                 ));
             }

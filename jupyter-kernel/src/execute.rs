@@ -73,6 +73,7 @@ pub async fn execute_cell(
     kernel: &Kernel,
     parent: &JupyterMessage,
     count: ExecutionCount,
+    interrupts: tokio::sync::watch::Receiver<u64>,
 ) -> CellOutcome {
     let JupyterMessageContent::ExecuteRequest(req) = &parent.content else {
         return CellOutcome::ok("");
@@ -129,7 +130,7 @@ pub async fn execute_cell(
             ],
         ),
         Cell::Bpftrace { options, program, first_line } => {
-            trace_cell::run(kernel, parent, count, &options, &program, first_line).await
+            trace_cell::run(kernel, parent, count, &options, &program, first_line, interrupts).await
         }
     }
 }

@@ -379,11 +379,14 @@ async fn executor(kernel: Arc<Kernel>, mut rx: mpsc::UnboundedReceiver<JupyterMe
                 )
                 .await;
         }
+        // Subscribed before anything runs, so an interrupt during the checks before
+        // attaching is not lost, and one sent between cells does not stop the next.
+        let interrupts = kernel.interrupt.subscribe();
         // A panic in one cell must not take the kernel down: run it as its own task.
         let task = {
             let kernel = kernel.clone();
             let msg = msg.clone();
-            tokio::spawn(async move { execute_cell(&kernel, &msg, count).await })
+            tokio::spawn(async move { execute_cell(&kernel, &msg, count, interrupts).await })
         };
         let outcome = match task.await {
             Ok(outcome) => outcome,

@@ -15,6 +15,7 @@ use kgent_catalog::{Privileges, ProbeType, Support, TracefsState};
 use kgent_magics::BpftraceOptions;
 use kgent_output::{render_map, render_maps, MapDump, MapValue, OutputEvent, RenderOptions};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 
 use crate::coalesce::Coalescer;
 use crate::execute::{display, CellOutcome, RED, RESET};
@@ -44,6 +45,7 @@ pub async fn run(
     options: &BpftraceOptions,
     program: &str,
     first_line: usize,
+    interrupts: watch::Receiver<u64>,
 ) -> CellOutcome {
     if program.trim().is_empty() {
         return CellOutcome::error(
@@ -77,7 +79,10 @@ pub async fn run(
         verbose: false,
         command: script.as_ref().map(|p| format!("/bin/sh {}", p.display())),
     };
-    let outcome = run_spec(kernel, parent, count, options, &spec, program, first_line).await;
+    let outcome = run_spec(
+        kernel, parent, count, options, &spec, program, first_line, interrupts,
+    )
+    .await;
     if let Some(path) = script {
         let _ = tokio::fs::remove_file(path).await;
     }
@@ -109,7 +114,11 @@ async fn run_spec(
     spec: &RunSpec,
     program: &str,
     first_line: usize,
+    interrupts: watch::Receiver<u64>,
 ) -> CellOutcome {
+    if interrupts.has_changed().unwrap_or(false) {
+        return CellOutcome::ok("interrupted before it started");
+    }
     let run = match BpftraceRun::spawn(spec) {
         Ok(run) => run,
         Err(e @ RunError::NotFound { .. }) => return missing_bpftrace(&e.to_string()),
@@ -122,7 +131,7 @@ async fn run_spec(
         }
     };
     let mut live = LiveRun::new(kernel, parent, count, options).await;
-    let (exit, stop) = live.drive(run).await;
+    let (exit, stop) = live.drive(run, interrupts).await;
 
     if let Some(mut failure) = exit.failure.clone() {
         if failure.kind == FailureKind::Verifier && failure.log.is_empty() {
@@ -360,9 +369,11 @@ impl<'a> LiveRun<'a> {
     }
 
     /// Runs until bpftrace exits; stops it on interrupt or timeout.
-    async fn drive(&mut self, mut run: BpftraceRun) -> (kgent_agent::ExitInfo, Option<Stop>) {
-        let mut interrupts = self.kernel.interrupt.subscribe();
-        interrupts.borrow_and_update();
+    async fn drive(
+        &mut self,
+        mut run: BpftraceRun,
+        mut interrupts: watch::Receiver<u64>,
+    ) -> (kgent_agent::ExitInfo, Option<Stop>) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let timeout = tokio::time::sleep(self.timeout_or_forever());

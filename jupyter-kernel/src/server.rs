@@ -14,7 +14,7 @@ use jupyter_protocol::{
     CodeMirrorMode, CommInfoReply, CompleteReply, ConnectionInfo, ErrorOutput, ExecuteInput,
     ExecuteReply, ExecutionCount, HelpLink, HistoryReply, InspectReply, InterruptReply,
     IoPubWelcome, IsCompleteReply, IsCompleteReplyStatus, JupyterMessage, JupyterMessageContent,
-    KernelInfoReply, LanguageInfo, ReplyError, ReplyStatus, ShutdownReply, Status,
+    KernelInfoReply, LanguageInfo, ReplyError, ReplyStatus, ShutdownReply, ShutdownRequest, Status,
 };
 use jupyter_zmq_client::{
     create_kernel_control_connection, create_kernel_heartbeat_connection,
@@ -240,6 +240,22 @@ async fn iopub_writer(
     }
 }
 
+/// Detaches every probe, then signals the main task to exit after the reply is sent.
+fn shut_down(
+    req: &ShutdownRequest,
+    msg: &JupyterMessage,
+    shutdown: &watch::Sender<bool>,
+) -> JupyterMessage {
+    kgent_agent::runner::kill_all_runs();
+    let _ = shutdown.send(true);
+    ShutdownReply {
+        restart: req.restart,
+        status: ReplyStatus::Ok,
+        error: None,
+    }
+    .as_child_of(msg)
+}
+
 async fn handle_control(
     kernel: &Kernel,
     msg: &JupyterMessage,
@@ -251,18 +267,7 @@ async fn handle_control(
             kernel.interrupt.send_modify(|n| *n += 1);
             Some(InterruptReply::new().as_child_of(msg))
         }
-        JupyterMessageContent::ShutdownRequest(req) => {
-            kgent_agent::runner::kill_all_runs();
-            let _ = shutdown.send(true);
-            Some(
-                ShutdownReply {
-                    restart: req.restart,
-                    status: ReplyStatus::Ok,
-                    error: None,
-                }
-                .as_child_of(msg),
-            )
-        }
+        JupyterMessageContent::ShutdownRequest(req) => Some(shut_down(req, msg, shutdown)),
         _ => None,
     }
 }
@@ -332,18 +337,7 @@ async fn handle_shell(kernel: &Kernel, msg: JupyterMessage, shutdown: &watch::Se
             .as_child_of(&msg),
         ),
         // Old clients send shutdown on shell.
-        JupyterMessageContent::ShutdownRequest(req) => {
-            kgent_agent::runner::kill_all_runs();
-            let _ = shutdown.send(true);
-            Some(
-                ShutdownReply {
-                    restart: req.restart,
-                    status: ReplyStatus::Ok,
-                    error: None,
-                }
-                .as_child_of(&msg),
-            )
-        }
+        JupyterMessageContent::ShutdownRequest(req) => Some(shut_down(req, &msg, shutdown)),
         _ => None,
     };
     if let Some(reply) = reply {

@@ -8,7 +8,7 @@
 //! `[1K, 2K)`, `(..., 0)`, `[100, ...)`) and drop empty edge buckets. Every
 //! string from the data is escaped for the format it lands in.
 
-mod escape;
+pub mod escape;
 mod html;
 mod markdown;
 mod plain;

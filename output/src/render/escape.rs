@@ -40,7 +40,7 @@ pub(crate) fn plain(s: &str) -> std::borrow::Cow<'_, str> {
 
 /// HTML and XML text or attribute value. Newlines are kept (they are
 /// whitespace in markup; callers that want line breaks use [`html_lines`]).
-pub(crate) fn html(s: &str) -> String {
+pub fn html(s: &str) -> String {
     let mut cleaned = String::with_capacity(s.len());
     visible_controls(s, true, &mut cleaned);
     let mut out = String::with_capacity(cleaned.len() + 8);
@@ -69,7 +69,7 @@ pub(crate) fn html_lines(s: &str) -> String {
 /// Markdown syntax characters get a backslash, HTML-significant ones become
 /// entities, `$` is escaped because Jupyter renders `$...$` as maths, and
 /// newlines become `<br>` because a table row must stay on one line.
-pub(crate) fn markdown(s: &str) -> String {
+pub fn markdown(s: &str) -> String {
     let mut cleaned = String::with_capacity(s.len());
     visible_controls(s.trim_matches('\n'), true, &mut cleaned);
     let mut out = String::with_capacity(cleaned.len() + 8);

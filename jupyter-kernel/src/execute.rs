@@ -130,7 +130,17 @@ pub async fn execute_cell(
             ],
         ),
         Cell::Bpftrace { options, program, first_line } => {
-            trace_cell::run(kernel, parent, count, &options, &program, first_line, interrupts).await
+            trace_cell::run(
+                trace_cell::TraceCell {
+                    kernel,
+                    parent,
+                    count,
+                    options: &options,
+                    program: &program,
+                    first_line,
+                },
+                interrupts,
+            ).await
         }
     }
 }

@@ -38,15 +38,26 @@ enum Stop {
     Timeout,
 }
 
-pub async fn run(
-    kernel: &Kernel,
-    parent: &JupyterMessage,
-    count: ExecutionCount,
-    options: &BpftraceOptions,
-    program: &str,
-    first_line: usize,
-    interrupts: watch::Receiver<u64>,
-) -> CellOutcome {
+/// One `%%bpftrace` cell being executed.
+pub struct TraceCell<'a> {
+    pub kernel: &'a Kernel,
+    pub parent: &'a JupyterMessage,
+    pub count: ExecutionCount,
+    pub options: &'a BpftraceOptions,
+    pub program: &'a str,
+    /// Cell line of the program's first line, for messages.
+    pub first_line: usize,
+}
+
+pub async fn run(cell: TraceCell<'_>, interrupts: watch::Receiver<u64>) -> CellOutcome {
+    let TraceCell {
+        kernel,
+        count,
+        options,
+        program,
+        first_line,
+        ..
+    } = cell;
     if program.trim().is_empty() {
         return CellOutcome::error(
             "UsageError",
@@ -79,10 +90,7 @@ pub async fn run(
         verbose: false,
         command: script.as_ref().map(|p| format!("/bin/sh {}", p.display())),
     };
-    let outcome = run_spec(
-        kernel, parent, count, options, &spec, program, first_line, interrupts,
-    )
-    .await;
+    let outcome = run_spec(&cell, &spec, interrupts).await;
     if let Some(path) = script {
         let _ = tokio::fs::remove_file(path).await;
     }
@@ -107,13 +115,8 @@ async fn write_command_script(command: &str, count: usize) -> std::io::Result<Pa
 }
 
 async fn run_spec(
-    kernel: &Kernel,
-    parent: &JupyterMessage,
-    count: ExecutionCount,
-    options: &BpftraceOptions,
+    cell: &TraceCell<'_>,
     spec: &RunSpec,
-    program: &str,
-    first_line: usize,
     interrupts: watch::Receiver<u64>,
 ) -> CellOutcome {
     if interrupts.has_changed().unwrap_or(false) {
@@ -130,7 +133,7 @@ async fn run_spec(
             )
         }
     };
-    let mut live = LiveRun::new(kernel, parent, count, options).await;
+    let mut live = LiveRun::new(cell.kernel, cell.parent, cell.count, cell.options).await;
     let (exit, stop) = live.drive(run, interrupts).await;
 
     if let Some(mut failure) = exit.failure.clone() {
@@ -138,7 +141,7 @@ async fn run_spec(
             failure.log = verifier_log(spec).await;
         }
         live.flush_text().await;
-        return failure_outcome(&failure, program, first_line);
+        return failure_outcome(&failure, cell.program, cell.first_line);
     }
     live.finish(stop, &exit).await
 }

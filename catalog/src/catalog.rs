@@ -406,7 +406,7 @@ impl Catalog {
         let (btf, (tracepoints, ksyms)) = std::thread::scope(|s| {
             let handle = std::thread::Builder::new()
                 .name("kgent-btf".into())
-                .spawn_scoped(s, || BtfIndex::load(&btf_path));
+                .spawn_scoped(s, || { let t=std::time::Instant::now(); let r=BtfIndex::load(&btf_path); eprintln!("BTFTIME {:.2}", t.elapsed().as_secs_f64()*1e3); r });
             let rest = (Self::load_tracepoints(paths), Self::load_kallsyms(paths));
             let btf = match handle {
                 Ok(h) => h.join().unwrap_or_else(|_| {

@@ -126,6 +126,7 @@ pub async fn run(connection_file: &Path) -> Result<()> {
         rejected_messages: AtomicU64::new(0),
     });
     kernel.knowledge.warm_up();
+    tokio::task::spawn_blocking(crate::trace_cell::prune_run_logs);
 
     tokio::spawn(iopub_writer(iopub, iopub_rx, session_id.clone()));
     tokio::spawn(async move { while heartbeat.single_heartbeat().await.is_ok() {} });

@@ -662,6 +662,32 @@ fn run_dir() -> PathBuf {
     state.join("kgent/runs")
 }
 
+/// Run logs kept; older ones are removed when a kernel starts.
+const KEPT_RUN_LOGS: usize = 200;
+
+/// Removes all but the newest run logs, so a long-lived machine does not fill up.
+pub fn prune_run_logs() {
+    let Ok(entries) = std::fs::read_dir(run_dir()) else {
+        return;
+    };
+    let mut logs: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("run-") && name.ends_with(".log")
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    if logs.len() <= KEPT_RUN_LOGS {
+        return;
+    }
+    logs.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, path) in logs.into_iter().skip(KEPT_RUN_LOGS) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 async fn open_log(
     count: usize,
 ) -> (

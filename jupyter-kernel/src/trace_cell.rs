@@ -682,7 +682,7 @@ pub fn prune_run_logs() {
     if logs.len() <= KEPT_RUN_LOGS {
         return;
     }
-    logs.sort_by(|a, b| b.0.cmp(&a.0));
+    logs.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
     for (_, path) in logs.into_iter().skip(KEPT_RUN_LOGS) {
         let _ = std::fs::remove_file(path);
     }

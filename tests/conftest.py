@@ -69,6 +69,15 @@ def children_of(pid: int) -> list[tuple[int, str]]:
     return out
 
 
+def descendants_of(pid: int) -> list[tuple[int, str]]:
+    """Live descendants of `pid` (children, their children, ...), as (pid, comm)."""
+    out = []
+    for child, comm in children_of(pid):
+        out.append((child, comm))
+        out.extend(descendants_of(child))
+    return out
+
+
 def bpftrace_children(pid: int) -> list[int]:
     return [p for p, comm in children_of(pid) if comm.startswith("bpftrace")]
 
@@ -121,6 +130,7 @@ class CellRun:
     times: list[float] = field(default_factory=list)
     reply_time: float | None = None
     done: bool = False
+    execute_inputs: int = 0
 
     @property
     def status(self) -> str | None:
@@ -294,6 +304,7 @@ class KernelSession:
                         cell.done = True
                     continue
                 if typ == "execute_input":
+                    cell.execute_inputs += 1
                     continue
                 cell.msgs.append(msg)
                 cell.times.append(t)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import KernelSession, bpf_programs, pid_alive, start_kernel, wait_until
+from conftest import KernelSession, bpf_programs, descendants_of, pid_alive, start_kernel, wait_until
 
 # A program that never ends, with probes of two kinds (perf_event and tracepoint programs).
 ENDLESS = (
@@ -93,5 +93,52 @@ def test_shutdown_during_a_running_cell_leaves_nothing(tmp_path, restart: bool) 
             cell = session.run('%%bpftrace\nBEGIN { printf("after restart\\n"); exit(); }')
             assert cell.status == "ok", cell.describe()
             assert cell.stdout == "after restart\n"
+    finally:
+        session.shutdown()
+
+
+def test_sigkill_of_the_kernel_also_ends_the_traced_command(tmp_path) -> None:
+    """`%%bpftrace -c CMD` starts a workload (through /bin/sh); when the kernel is killed,
+    the workload must not keep running on its own either."""
+    session = start_kernel(tmp_path)
+    leftovers: list[int] = []
+    try:
+        cell = session.execute("%%bpftrace -c 'sleep 1234; echo done'\ninterval:ms:100 { printf(\"tick\\n\"); }")
+        session.wait_for_output(cell, lambda c: "tick" in c.stdout, timeout=30)
+        (bpftrace_pid,) = session.bpftrace_children()
+        workload = descendants_of(bpftrace_pid)
+        assert any(comm == "sleep" for _, comm in workload), workload
+        os.kill(session.pid, signal.SIGKILL)
+        assert wait_until(lambda: not pid_alive(bpftrace_pid), timeout=5)
+        wait_until(lambda: not any(pid_alive(p) for p, _ in workload), timeout=5)
+        leftovers = [p for p, _ in workload if pid_alive(p)]
+        assert not leftovers, (
+            f"the -c workload survived the kernel: {[(p, c) for p, c in workload if pid_alive(p)]}"
+        )
+    finally:
+        for p in leftovers:  # only the processes this test's cell started
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        session.shutdown()
+
+
+def test_interrupt_ends_the_traced_command(tmp_path) -> None:
+    session = start_kernel(tmp_path)
+    try:
+        cell = session.execute("%%bpftrace -c 'sleep 1234; echo done'\ninterval:ms:100 { printf(\"tick\\n\"); }")
+        session.wait_for_output(cell, lambda c: "tick" in c.stdout, timeout=30)
+        (bpftrace_pid,) = session.bpftrace_children()
+        workload = descendants_of(bpftrace_pid)
+        assert any(comm == "sleep" for _, comm in workload), workload
+        session.interrupt()
+        session.wait(cell, timeout=10)
+        assert cell.status == "ok", cell.describe()
+        assert cell.summary.startswith("detached on interrupt"), cell.summary
+        assert "done" not in cell.stdout
+        assert wait_until(lambda: not any(pid_alive(p) for p, _ in workload), timeout=3), [
+            (p, c) for p, c in workload if pid_alive(p)
+        ]
     finally:
         session.shutdown()

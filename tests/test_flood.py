@@ -153,3 +153,37 @@ def test_flood_with_byte_rate_cap(kernel: KernelSession) -> None:
     assert stats["stdout_bytes_shown"] >= BYTES_PER_SECOND * (stats["flood_seconds"] - 1) * 0.5, stats
     notice = [line for line in cell.stderr.splitlines() if line.startswith("[kgent]")][0]
     assert "faster than a notebook can show" in notice, notice
+
+
+def test_stderr_flood_is_capped_and_accounted_for(kernel: KernelSession) -> None:
+    """Runtime errors can flood too (here ~20,000 failing cat() calls a second). What is
+    shown is capped, and what is not shown must not vanish silently: the user is told, and
+    the run's log ("full output") keeps it."""
+    sampler = RssSampler(kernel.pid)
+    sampler.start()
+    cell = kernel.execute('%%bpftrace\ninterval:ms:1 { unroll(20) { cat("/nonexistent"); } }')
+    try:
+        kernel.wait_for_output(cell, lambda c: c.stderr, timeout=30)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 3:
+            kernel.poll(cell, timeout=0.1)
+        kernel.interrupt()
+        kernel.wait(cell, timeout=INTERRUPT_DEADLINE + 10)
+    finally:
+        sampler.stop.set()
+        sampler.join()
+    assert cell.status == "ok", cell.describe()
+    error_line = "ERROR: failed to open file '/nonexistent': No such file or directory"
+    shown = [line for line in cell.stderr.splitlines() if line == error_line]
+    assert 1 <= len(shown) <= 1000, len(shown)
+    assert max_in_window([t for m, t in zip(cell.msgs, cell.times) if m["msg_type"] == "stream"]) <= MAX_MESSAGES_PER_SECOND
+    assert max(sampler.samples) < RSS_LIMIT_KB
+    events = int(re.search(r"· ([\d,]+) events", cell.summary).group(1).replace(",", ""))
+    assert events > 10 * len(shown), (events, len(shown))  # a real flood: most was held back
+    # Held-back errors are announced (a [kgent] notice or the summary says so)...
+    told = [line for line in cell.stderr.splitlines() if line.startswith("[kgent]")] or re.findall(
+        r"· [\d,]+ (?:error|stderr) lines not shown", cell.summary
+    )
+    assert told, f"about {events - len(shown):,} error lines were dropped without a word:\n{cell.describe()}"
+    # ...and kept in the log with the rest of the output.
+    assert error_line in cell.log_path.read_text(errors="replace"), f"the log {cell.log_path} lacks the errors"

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use wildmatch::WildMatch;
 
-use crate::btf::BtfIndex;
+use crate::btf::{BtfIndex, BtfTypes};
 use crate::caps::ProbeType;
 use crate::elf::{resolve_target, ElfProbes};
 use crate::error::CatalogError;
@@ -396,7 +396,7 @@ fn split_target(rest: &str) -> (&str, Option<&str>) {
 
 impl Catalog {
     /// Loads tracepoint names (`available_events`), kernel text symbols (kallsyms) and BTF
-    /// function names. BTF (~12-25 ms) is indexed on a second thread while kallsyms is read,
+    /// function names. BTF (~6-10 ms) is indexed on a second thread while kallsyms is read,
     /// which costs ~45 ms because the kernel formats it anew on every read.
     /// Tracepoint fields are read lazily per event and cached. Missing sources are not fatal:
     /// they are listed by [`Catalog::unavailable_sources`]. Fails only when none of the three
@@ -406,7 +406,7 @@ impl Catalog {
         let (btf, (tracepoints, ksyms)) = std::thread::scope(|s| {
             let handle = std::thread::Builder::new()
                 .name("kgent-btf".into())
-                .spawn_scoped(s, || { let t=std::time::Instant::now(); let r=BtfIndex::load(&btf_path); eprintln!("BTFTIME {:.2}", t.elapsed().as_secs_f64()*1e3); r });
+                .spawn_scoped(s, || BtfIndex::load(&btf_path));
             let rest = (Self::load_tracepoints(paths), Self::load_kallsyms(paths));
             let btf = match handle {
                 Ok(h) => h.join().unwrap_or_else(|_| {
@@ -527,6 +527,11 @@ impl Catalog {
     /// Where this catalog was read from.
     pub fn paths(&self) -> &CatalogPaths {
         &self.paths
+    }
+
+    /// The kernel's BTF types (structs, typedefs, function signatures), when BTF was read.
+    pub fn btf_types(&self) -> Option<&BtfTypes> {
+        self.btf.as_ref().map(|b| &b.types)
     }
 
     /// How many names each source contributed.

@@ -5,10 +5,11 @@
 //! - [`catalog`]: tracepoints (tracefs), kernel text symbols (kallsyms), kernel functions (BTF),
 //!   user-space functions and USDT probes (ELF), searchable with bpftrace-style patterns, with
 //!   completion and typed fields.
+//! - [`btf`]: a reader for the kernel's BTF type information ([`btf::BtfTypes`]).
 //! - [`caps`]: bpftrace, tracefs, privileges, which probe types attach, `kgent doctor` lines and
 //!   alternatives for probe types that fail.
 
-mod btf;
+pub mod btf;
 pub mod caps;
 pub mod catalog;
 mod elf;
@@ -25,7 +26,3 @@ pub use catalog::{
     SourceProblem,
 };
 pub use error::CatalogError;
-#[doc(hidden)]
-pub fn __btf_bench(n: usize) -> Vec<f64> {
-    (0..n).map(|_| { let t = std::time::Instant::now(); let b = btf::BtfIndex::load(std::path::Path::new("/sys/kernel/btf/vmlinux")).unwrap(); std::hint::black_box(&b); drop(b); t.elapsed().as_secs_f64()*1e3 }).collect()
-}

@@ -20,9 +20,19 @@ pub enum Suppression {
     MaxLines,
 }
 
+/// What a coalescer carries, for its notices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carries {
+    /// The program's output; `--max-lines` sets its cap.
+    Output,
+    /// bpftrace's runtime errors and warnings.
+    Errors,
+}
+
 /// Batches text between ticks.
 #[derive(Debug)]
 pub struct Coalescer {
+    carries: Carries,
     pending: String,
     max_lines: u64,
     bytes_per_second: usize,
@@ -35,8 +45,9 @@ pub struct Coalescer {
 }
 
 impl Coalescer {
-    pub fn new(max_lines: Option<u64>, now: Instant) -> Self {
+    pub fn new(carries: Carries, max_lines: Option<u64>, now: Instant) -> Self {
         Coalescer {
+            carries,
             pending: String::new(),
             max_lines: max_lines.unwrap_or(DEFAULT_MAX_LINES),
             bytes_per_second: BYTES_PER_SECOND,
@@ -81,6 +92,14 @@ impl Coalescer {
         true
     }
 
+    /// Counts lines that were dropped before reaching the coalescer.
+    pub fn count_hidden(&mut self, lines: u64, reason: Suppression) {
+        if lines > 0 {
+            self.hidden_lines += lines;
+            self.first_suppression.get_or_insert(reason);
+        }
+    }
+
     /// Text to send now, if any.
     pub fn take(&mut self) -> Option<String> {
         (!self.pending.is_empty()).then(|| std::mem::take(&mut self.pending))
@@ -93,13 +112,16 @@ impl Coalescer {
         }
         let reason = self.first_suppression?;
         self.announced = true;
-        Some(match reason {
-            Suppression::Rate => format!(
+        Some(match (self.carries, reason) {
+            (Carries::Output, Suppression::Rate) => format!(
                 "[kgent] output arrives faster than a notebook can show it; showing part of it. Full output: {log_path}\n"
             ),
-            Suppression::MaxLines => format!(
+            (Carries::Output, Suppression::MaxLines) => format!(
                 "[kgent] {} lines shown, the cap for this cell (--max-lines); the rest goes only to {log_path}\n",
                 self.max_lines
+            ),
+            (Carries::Errors, _) => format!(
+                "[kgent] bpftrace reports more errors than are worth showing; all of them are in {log_path}\n"
             ),
         })
     }
@@ -131,7 +153,7 @@ mod tests {
     #[test]
     fn batches_until_taken() {
         let t = Instant::now();
-        let mut c = Coalescer::new(None, t);
+        let mut c = Coalescer::new(Carries::Output, None, t);
         assert!(c.push("a\n", t));
         assert!(c.push("b\n", t));
         assert_eq!(c.take().as_deref(), Some("a\nb\n"));
@@ -142,7 +164,7 @@ mod tests {
     #[test]
     fn line_cap_counts_the_rest() {
         let t = Instant::now();
-        let mut c = Coalescer::new(Some(3), t);
+        let mut c = Coalescer::new(Carries::Output, Some(3), t);
         for _ in 0..10 {
             c.push("x\n", t);
         }
@@ -154,9 +176,24 @@ mod tests {
     }
 
     #[test]
+    fn error_notices_say_what_was_held_back() {
+        let t = Instant::now();
+        let mut c = Coalescer::new(Carries::Errors, Some(1), t);
+        c.push("e1\n", t);
+        c.push("e2\n", t);
+        c.count_hidden(5, Suppression::MaxLines);
+        assert_eq!(c.hidden_lines(), 6);
+        let notice = c.take_notice("/log").unwrap();
+        assert!(
+            notice.contains("errors") && !notice.contains("--max-lines"),
+            "{notice}"
+        );
+    }
+
+    #[test]
     fn byte_rate_resets_each_second() {
         let t = Instant::now();
-        let mut c = Coalescer::new(None, t).with_bytes_per_second(10);
+        let mut c = Coalescer::new(Carries::Output, None, t).with_bytes_per_second(10);
         assert!(c.push("12345\n", t));
         assert!(!c.push("12345\n", t));
         assert!(c.push("12345\n", t + Duration::from_millis(1001)));

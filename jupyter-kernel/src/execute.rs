@@ -138,6 +138,7 @@ pub async fn execute_cell(
                     options: &options,
                     program: &program,
                     first_line,
+                    silent: req.silent,
                 },
                 interrupts,
             ).await

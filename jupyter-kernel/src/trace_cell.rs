@@ -17,7 +17,7 @@ use kgent_output::{render_map, render_maps, MapDump, MapValue, OutputEvent, Rend
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
-use crate::coalesce::Coalescer;
+use crate::coalesce::{Carries, Coalescer, Suppression};
 use crate::execute::{display, CellOutcome, RED, RESET};
 use crate::introspect::escape_html;
 use crate::server::Kernel;
@@ -28,6 +28,11 @@ const TICK: Duration = Duration::from_millis(50);
 const MAP_UPDATE_INTERVAL: Duration = Duration::from_millis(250);
 /// How long bpftrace may take to detach and print its maps after SIGINT.
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// Extra grace per attached probe: this kernel needs ~75 ms to remove each one, and
+/// bpftrace prints its maps only after removing them all.
+const DETACH_PER_PROBE: Duration = Duration::from_millis(100);
+/// Runtime error lines shown per cell; the rest go to the log.
+const MAX_ERROR_LINES: u64 = 200;
 /// The log of one run stops growing here; a flood must not fill the disk.
 const LOG_CAP_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -47,6 +52,8 @@ pub struct TraceCell<'a> {
     pub program: &'a str,
     /// Cell line of the program's first line, for messages.
     pub first_line: usize,
+    /// A silent request gets no execute_result (outputs still stream).
+    pub silent: bool,
 }
 
 pub async fn run(cell: TraceCell<'_>, interrupts: watch::Receiver<u64>) -> CellOutcome {
@@ -134,6 +141,7 @@ async fn run_spec(
         }
     };
     let mut live = LiveRun::new(cell.kernel, cell.parent, cell.count, cell.options).await;
+    live.silent = cell.silent;
     let (exit, stop) = live.drive(run, interrupts).await;
 
     if let Some(mut failure) = exit.failure.clone() {
@@ -313,13 +321,16 @@ struct LiveRun<'a> {
     parent: &'a JupyterMessage,
     count: ExecutionCount,
     watch: bool,
+    silent: bool,
     timeout: Option<Duration>,
     text: Coalescer,
     stderr: Coalescer,
     /// stderr held back until the program is known to run: a failure to start is shown
     /// as one error, not as a stream followed by an error.
     held_stderr: Vec<String>,
+    held_dropped: u64,
     running_confirmed: bool,
+    grace: Duration,
     log: Option<tokio::io::BufWriter<tokio::fs::File>>,
     log_path: Option<PathBuf>,
     log_bytes: u64,
@@ -346,11 +357,14 @@ impl<'a> LiveRun<'a> {
             parent,
             count,
             watch: options.watch,
+            silent: false,
             timeout: options.timeout,
-            text: Coalescer::new(options.max_lines.map(|n| n as u64), now),
-            stderr: Coalescer::new(Some(200), now),
+            text: Coalescer::new(Carries::Output, options.max_lines.map(|n| n as u64), now),
+            stderr: Coalescer::new(Carries::Errors, Some(MAX_ERROR_LINES), now),
             held_stderr: Vec::new(),
+            held_dropped: 0,
             running_confirmed: false,
+            grace: STOP_GRACE,
             log,
             log_path,
             log_bytes: 0,
@@ -392,13 +406,13 @@ impl<'a> LiveRun<'a> {
                     if changed.is_ok() {
                         stop = Some(Stop::Interrupted);
                         run.interrupt();
-                        kill_at.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
+                        kill_at.as_mut().reset(tokio::time::Instant::now() + self.stop_grace().await);
                     }
                 }
                 _ = &mut timeout, if stop.is_none() => {
                     stop = Some(Stop::Timeout);
                     run.interrupt();
-                    kill_at.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
+                    kill_at.as_mut().reset(tokio::time::Instant::now() + self.stop_grace().await);
                 }
                 _ = &mut kill_at, if stop.is_some() && !killed => {
                     // Still attaching (it ignores SIGINT then) or stuck: no waiting forever.
@@ -417,6 +431,23 @@ impl<'a> LiveRun<'a> {
                 }
             }
         }
+    }
+
+    /// How long to wait for bpftrace to detach; says so when that will take a while.
+    async fn stop_grace(&mut self) -> Duration {
+        let grace = STOP_GRACE + DETACH_PER_PROBE * self.probes as u32;
+        self.grace = grace;
+        if self.probes > 20 {
+            let notice = format!(
+                "[kgent] detaching {} probes; the kernel removes them one by one, which can take up to {} s\n",
+                self.probes,
+                grace.as_secs()
+            );
+            self.kernel
+                .publish(StreamContent::stderr(&notice).as_child_of(self.parent))
+                .await;
+        }
+        grace
     }
 
     fn timeout_or_forever(&self) -> Duration {
@@ -469,10 +500,14 @@ impl<'a> LiveRun<'a> {
                 self.dumping = true;
             }
             RunEvent::Stderr(line) => {
+                let line = format!("{line}\n");
+                self.write_log(&format!("[stderr] {line}")).await;
                 if self.running_confirmed {
-                    self.stderr.push(&format!("{line}\n"), now);
-                } else if self.held_stderr.len() < 200 {
+                    self.stderr.push(&line, now);
+                } else if self.held_stderr.len() < MAX_ERROR_LINES as usize {
                     self.held_stderr.push(line);
+                } else {
+                    self.held_dropped += 1;
                 }
             }
             RunEvent::Exited(_) => {}
@@ -486,8 +521,12 @@ impl<'a> LiveRun<'a> {
         self.running_confirmed = true;
         let now = Instant::now();
         for line in std::mem::take(&mut self.held_stderr) {
-            self.stderr.push(&format!("{line}\n"), now);
+            self.stderr.push(&line, now);
         }
+        self.stderr.count_hidden(
+            std::mem::take(&mut self.held_dropped),
+            Suppression::MaxLines,
+        );
     }
 
     async fn text_out(&mut self, text: &str, now: Instant) {
@@ -534,7 +573,13 @@ impl<'a> LiveRun<'a> {
                 .publish(StreamContent::stdout(&text).as_child_of(self.parent))
                 .await;
         }
-        if let Some(text) = self.stderr.take() {
+        let notice = self.stderr.take_notice(&log);
+        let text = self.stderr.take();
+        let stderr_text = match (text, notice) {
+            (Some(t), Some(n)) => Some(t + &n),
+            (t, n) => t.or(n),
+        };
+        if let Some(text) = stderr_text {
             self.kernel
                 .publish(StreamContent::stderr(&text).as_child_of(self.parent))
                 .await;
@@ -570,24 +615,33 @@ impl<'a> LiveRun<'a> {
         }
         if !tables.is_empty() {
             let b = render_maps(&tables, &opts);
-            let result = ExecuteResult {
-                execution_count: self.count,
-                data: Media::new(vec![
-                    MediaType::Html(b.html),
-                    MediaType::Markdown(b.markdown),
-                    MediaType::Plain(b.plain),
-                ]),
-                metadata: Default::default(),
-                transient: Some(Transient::default()),
-            };
-            self.kernel.publish(result.as_child_of(self.parent)).await;
+            let data = Media::new(vec![
+                MediaType::Html(b.html),
+                MediaType::Markdown(b.markdown),
+                MediaType::Plain(b.plain),
+            ]);
+            // A silent request has no result, but the maps are still worth showing.
+            if self.silent {
+                display(self.kernel, self.parent, data, None).await;
+            } else {
+                let result = ExecuteResult {
+                    execution_count: self.count,
+                    data,
+                    metadata: Default::default(),
+                    transient: Some(Transient::default()),
+                };
+                self.kernel.publish(result.as_child_of(self.parent)).await;
+            }
         }
 
         let how = match (stop, exit.signal) {
-            (_, Some(_)) => "killed after it did not stop within 3 s",
-            (Some(Stop::Interrupted), _) => "detached on interrupt",
-            (Some(Stop::Timeout), _) => "detached at the timeout",
-            (None, _) => "finished",
+            (_, Some(_)) => format!(
+                "killed after it did not stop within {} s",
+                self.grace.as_secs()
+            ),
+            (Some(Stop::Interrupted), _) => "detached on interrupt".to_string(),
+            (Some(Stop::Timeout), _) => "detached at the timeout".to_string(),
+            (None, _) => "finished".to_string(),
         };
         let mut parts = vec![
             format!("{how} after {elapsed:.1} s"),
@@ -607,6 +661,13 @@ impl<'a> LiveRun<'a> {
         let hidden = self.text.hidden_lines();
         if hidden > 0 {
             parts.push(format!("{} lines not shown", group_thousands(hidden)));
+        }
+        let hidden_errors = self.stderr.hidden_lines();
+        if hidden_errors > 0 {
+            parts.push(format!(
+                "{} error lines not shown",
+                group_thousands(hidden_errors)
+            ));
         }
         if self.lost_events > 0 {
             parts.push(format!(

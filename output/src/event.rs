@@ -192,7 +192,8 @@ pub fn parse_line(line: &str) -> Result<Vec<OutputEvent>, ParseError> {
         return Ok(vec![unknown(&kind, None, Vec::new())]);
     };
     let event = match (kind.as_ref(), data) {
-        ("printf", Json::Str(s)) => OutputEvent::Printf(s.into_owned()),
+        // `system()` output arrives as "syscall" in 0.17; it is printed text like printf.
+        ("printf" | "syscall", Json::Str(s)) => OutputEvent::Printf(s.into_owned()),
         ("time", Json::Str(s)) => OutputEvent::Time(s.into_owned()),
         ("cat", Json::Str(s)) => OutputEvent::Cat(s.into_owned()),
         ("join", Json::Str(s)) => OutputEvent::Join(s.into_owned()),

@@ -348,12 +348,10 @@ fn helper_error_and_unknown_types() {
             data: json!({"helper": "map_update_elem", "retcode": -7, "line": 1, "col": 18}),
         }
     );
+    // `system()` output (--unsafe) is printed text.
     assert_eq!(
         one(r#"{"type": "syscall", "data": "output of system()\n"}"#),
-        OutputEvent::Unknown {
-            kind: "syscall".into(),
-            data: json!("output of system()\n"),
-        }
+        OutputEvent::Printf("output of system()\n".into())
     );
     assert_eq!(
         one(r#"{"type": "brand_new", "data": {"x": [1, 2]}}"#),

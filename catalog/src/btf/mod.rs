@@ -1,0 +1,119 @@
+//! Kernel BTF: a reader for the raw BTF format ([`BtfTypes`]) and, on top of it, the catalog's
+//! index of kernel functions with their C signatures.
+//!
+//! The reader is our own, written from the kernel's `Documentation/bpf/btf.rst`, so that the
+//! crate stays MIT-licensed. It is public for code that checks programs against kernel types:
+//! look up structs, members, typedefs, enums and function signatures, and spell types in C.
+
+mod reader;
+mod render;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use reader::{
+    Array, BtfError, BtfTypes, Composite, Datasec, DeclTag, Enum, EnumValue, EnumValues, Func,
+    FuncProto, Int, Kind, Linkage, Member, Members, Param, Params, SecVar, SecVars, Type, TypeData,
+    TypeId, Var,
+};
+
+use crate::catalog::Field;
+use crate::error::CatalogError;
+use crate::names::{NameSet, NameSetBuilder};
+
+impl BtfTypes {
+    /// Reads and parses a raw BTF file such as `/sys/kernel/btf/vmlinux`.
+    ///
+    /// The file is read, not memory-mapped: on 6.18 reading vmlinux BTF (0.6 ms) and parsing
+    /// from the copy loaded the catalog ~1 ms faster than mapping it, and needs no `unsafe`.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<BtfTypes, CatalogError> {
+        let path = path.as_ref();
+        let blob = std::fs::read(path).map_err(|source| CatalogError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        BtfTypes::from_vec(blob).map_err(|e| CatalogError::Btf {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Parsed BTF plus a sorted index of FUNC names (tagged with their type ids).
+pub(crate) struct BtfIndex {
+    pub(crate) types: BtfTypes,
+    pub(crate) funcs: NameSet,
+}
+
+impl std::fmt::Debug for BtfIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Counts only: the 56k function names would drown a `Catalog` debug print.
+        f.debug_struct("BtfIndex")
+            .field("types", &self.types)
+            .field("funcs", &self.funcs.len())
+            .finish()
+    }
+}
+
+impl BtfIndex {
+    /// Opens, parses and indexes a raw BTF file.
+    pub(crate) fn load(path: &Path) -> Result<BtfIndex, CatalogError> {
+        let types = BtfTypes::from_file(path)?;
+        let funcs = index_funcs(&types);
+        Ok(BtfIndex { types, funcs })
+    }
+
+    /// Typed parameters and return type of kernel function `name`.
+    pub(crate) fn signature(&self, name: &str) -> Option<(Vec<Field>, String)> {
+        let id = self.funcs.tag(self.funcs.find(name)?);
+        let btf = &self.types;
+        let TypeData::Func(func) = btf.type_by_id(id).ok()?.data else {
+            return None;
+        };
+        let TypeData::FuncProto(proto) = btf.type_by_id(func.proto).ok()?.data else {
+            return None;
+        };
+        let ret = btf.type_name(proto.ret);
+        let mut fields = Vec::with_capacity(proto.params().len() + 1);
+        for (i, p) in proto.params().enumerate() {
+            let (size, signed) = btf.size_and_sign(p.ty);
+            // Arguments sit in 8-byte slots of the probe context, so the slot is the offset.
+            fields.push(Field {
+                name: if p.name.is_empty() {
+                    format!("arg{i}")
+                } else {
+                    p.name.to_string()
+                },
+                c_type: btf.type_name(p.ty),
+                offset: i * 8,
+                size,
+                signed,
+            });
+        }
+        if proto.variadic {
+            fields.push(Field {
+                name: "...".into(),
+                c_type: "...".into(),
+                offset: fields.len() * 8,
+                size: 0,
+                signed: false,
+            });
+        }
+        Some((fields, ret))
+    }
+}
+
+/// Builds the sorted index of FUNC names (id 0 is `void`, never a FUNC).
+fn index_funcs(btf: &BtfTypes) -> NameSet {
+    let mut names = NameSetBuilder::with_capacity(1 << 20, 1 << 16);
+    for id in 1..btf.len() as u32 {
+        if btf.kind_of(id) == Some(Kind::Func) {
+            match btf.name_of(id) {
+                Some(name) if !name.is_empty() => names.push(name, id),
+                _ => {}
+            }
+        }
+    }
+    names.build()
+}

@@ -5,6 +5,7 @@ pub mod builtins;
 pub mod failure;
 pub mod probe_scan;
 pub mod runner;
+pub mod watchdog;
 
 pub use builtins::{builtin, Builtin, BuiltinKind, BUILTINS};
 pub use failure::{classify, Diagnostic, Failure, FailureKind, Location};

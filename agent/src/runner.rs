@@ -43,12 +43,14 @@ fn register_group(pid: i32) {
     if let Ok(mut g) = LIVE_GROUPS.lock() {
         g.push(pid);
     }
+    crate::watchdog::watch_group(pid);
 }
 
 fn forget_group(pid: i32) {
     if let Ok(mut g) = LIVE_GROUPS.lock() {
         g.retain(|p| *p != pid);
     }
+    crate::watchdog::unwatch_group(pid);
 }
 
 /// Kills every bpftrace started by this process (kernel shutdown, SIGTERM).
@@ -146,6 +148,7 @@ pub struct BpftraceRun {
 impl BpftraceRun {
     /// Starts bpftrace with JSON output on the program.
     pub fn spawn(spec: &RunSpec) -> Result<BpftraceRun, RunError> {
+        crate::watchdog::ensure_started();
         let mut cmd = Command::new(&spec.bpftrace);
         cmd.arg("-f").arg("json");
         if spec.allow_unsafe {

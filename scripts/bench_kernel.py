@@ -143,6 +143,12 @@ def cpu_seconds(pid):
 
 def main():
     print(f"# kgent kernel figures ({time.strftime('%Y-%m-%d %H:%M')}, {os.uname().release}, {os.cpu_count()} CPUs)")
+    if "--flood-only" not in sys.argv:
+        latency_figures()
+    flood_figures()
+
+
+def latency_figures():
     print("\n## Round trips (ms), same run; trivial cell: an empty cell for kgent, `pass` for ipykernel")
     k_info, k_cell = round_trips("kgent", "// nothing")
     p_info, p_cell = round_trips("python3", "pass")
@@ -157,6 +163,8 @@ def main():
     print(f"kgent     p50 {statistics.median(k):7.1f}  max {max(k):7.1f}")
     print(f"ipykernel p50 {statistics.median(p):7.1f}  max {max(p):7.1f}")
 
+
+def flood_figures():
     print(f"\n## Flood: `{FLOOD_COMMAND}` traced with printf per read()")
     # Alternate the two so background load hits both alike; report medians.
     devnull, kernel = [], []
@@ -166,6 +174,7 @@ def main():
     direct_lines, _ = flood_direct()
     devnull_s = statistics.median(devnull)
     kernel_s = statistics.median(k[1] for k in kernel)
+    print(f"runs (s): /dev/null {', '.join(f'{d:.2f}' for d in devnull)}; kgent {', '.join(f'{k[1]:.2f}' for k in kernel)}")
     logged, _, n_streams, shown, summary, rss, cpu = kernel[-1]
     rate_null = direct_lines / devnull_s
     rate_kernel = logged / kernel_s

@@ -111,6 +111,16 @@ def flood_direct_devnull():
     return time.perf_counter() - t
 
 
+def flood_direct_pipe():
+    """bpftrace into a pipe read by `cat`: the cost of any pipe consumer at all."""
+    t = time.perf_counter()
+    bt = subprocess.Popen(["bpftrace", "-f", "json", "-c", FLOOD_COMMAND, "-e", FLOOD_PROGRAM],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    subprocess.run(["cat"], stdin=bt.stdout, stdout=subprocess.DEVNULL, check=False)
+    bt.wait()
+    return time.perf_counter() - t
+
+
 def flood_kernel():
     km, kc = start_new_kernel(kernel_name="kgent")
     try:
@@ -167,18 +177,21 @@ def latency_figures():
 def flood_figures():
     print(f"\n## Flood: `{FLOOD_COMMAND}` traced with printf per read()")
     # Alternate the two so background load hits both alike; report medians.
-    devnull, kernel = [], []
+    devnull, piped, kernel = [], [], []
     for _ in range(FLOOD_ROUNDS):
         devnull.append(flood_direct_devnull())
+        piped.append(flood_direct_pipe())
         kernel.append(flood_kernel())
     direct_lines, _ = flood_direct()
     devnull_s = statistics.median(devnull)
     kernel_s = statistics.median(k[1] for k in kernel)
-    print(f"runs (s): /dev/null {', '.join(f'{d:.2f}' for d in devnull)}; kgent {', '.join(f'{k[1]:.2f}' for k in kernel)}")
+    piped_s = statistics.median(piped)
+    print(f"runs (s): /dev/null {', '.join(f'{d:.2f}' for d in devnull)}; | cat {', '.join(f'{d:.2f}' for d in piped)}; kgent {', '.join(f'{k[1]:.2f}' for k in kernel)}")
     logged, _, n_streams, shown, summary, rss, cpu = kernel[-1]
     rate_null = direct_lines / devnull_s
     rate_kernel = logged / kernel_s
     print(f"bpftrace > /dev/null      : {direct_lines:>9,} events in {devnull_s:6.2f} s = {rate_null:>10,.0f} events/s  (median of {FLOOD_ROUNDS}; event count from a counted run)")
+    print(f"bpftrace | cat > /dev/null: {direct_lines:>9,} events in {piped_s:6.2f} s = {direct_lines/piped_s:>10,.0f} events/s  (any pipe reader at all)")
     print(f"through the kgent kernel  : {logged:>9,} events in {kernel_s:6.2f} s = {rate_kernel:>10,.0f} events/s  (median of {FLOOD_ROUNDS}; every event parsed and logged)")
     print(f"kgent rate / bpftrace rate: {rate_kernel/rate_null*100:.1f}%  (target: at least 90%)")
     print(f"kgent CPU per event       : {cpu/logged*1e6:.2f} us  ({cpu:.2f} s for {logged:,} events)")

@@ -3,6 +3,7 @@
 
 pub mod builtins;
 pub mod failure;
+pub mod loadcheck;
 pub mod probe_scan;
 pub mod runner;
 pub mod watchdog;

@@ -50,7 +50,7 @@ pub use ast::Program;
 pub use diagnostic::{render_human, to_json, Diagnostic, Severity, Suggestion};
 pub use parser::MAX_DEPTH;
 pub use passes::print::print_program;
-pub use passes::strip_annotations::strip_annotations;
+pub use passes::strip_annotations::{blank_annotations, strip_annotations};
 pub use span::{LineCol, LineIndex, Span};
 pub use visit::Visitor;
 

@@ -51,6 +51,37 @@ pub fn strip_annotations(source: &str, program: &Program) -> String {
     out
 }
 
+/// Like [`strip_annotations`], but each annotation (with its `;`) becomes spaces, so
+/// every other byte keeps its offset: line:column positions that bpftrace reports on
+/// the result point at the same place in `source`.
+pub fn blank_annotations(source: &str, program: &Program) -> String {
+    let mut finder = Finder { spans: Vec::new() };
+    finder.visit_program(program);
+    let bytes = source.as_bytes();
+    let mut out = bytes.to_vec();
+    for span in finder.spans {
+        let (start, mut end) = (span.start as usize, span.end as usize);
+        if start > end || end > bytes.len() {
+            continue;
+        }
+        let mut j = end;
+        while j < bytes.len() && matches!(bytes[j], b' ' | b'\t') {
+            j += 1;
+        }
+        if bytes.get(j) == Some(&b';') {
+            end = j + 1;
+        }
+        for b in &mut out[start..end] {
+            // Newlines stay, so line numbers do too; multi-byte characters become
+            // spaces byte by byte, which keeps byte offsets (columns may count fewer).
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| source.to_string())
+}
+
 struct Finder {
     spans: Vec<Span>,
 }
@@ -61,5 +92,23 @@ impl Visitor for Finder {
             StmtKind::Assume(_) | StmtKind::Assert { .. } => self.spans.push(stmt.span),
             _ => visit::walk_stmt(self, stmt),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blanking_keeps_every_offset() {
+        let source = "BEGIN {\n    assume(pid > 0);\n    assert(1 == 1, \"x\") ;\n    printf(\"é\\n\");\n}\n";
+        let parsed = crate::parse(source);
+        assert!(!parsed.has_errors());
+        let blanked = blank_annotations(source, &parsed.program);
+        assert_eq!(blanked.len(), source.len());
+        assert_eq!(blanked.lines().count(), source.lines().count());
+        assert!(!blanked.contains("assume") && !blanked.contains("assert"));
+        assert_eq!(blanked.find("printf"), source.find("printf"));
+        assert!(!crate::parse(&blanked).has_errors());
     }
 }

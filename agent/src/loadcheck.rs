@@ -41,8 +41,10 @@ impl LoadCheck {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckSource {
     pub text: String,
-    /// Byte offset in the original source where `exit(); ` was inserted, if it was.
+    /// Byte offset in the original source where `exit();` was inserted, if it was.
     pub inserted_at: Option<usize>,
+    /// How many bytes were inserted there.
+    pub inserted_len: usize,
 }
 
 const EXIT_STMT: &str = "exit(); ";
@@ -92,6 +94,7 @@ pub fn check_source(source: &str, program: &Program) -> CheckSource {
             CheckSource {
                 text,
                 inserted_at: Some(at),
+                inserted_len: insert.len(),
             }
         }
         _ => {
@@ -100,6 +103,7 @@ pub fn check_source(source: &str, program: &Program) -> CheckSource {
             CheckSource {
                 text,
                 inserted_at: None,
+                inserted_len: 0,
             }
         }
     }

@@ -218,12 +218,10 @@ pub fn failure_diagnostics(
                 if !loc.has_columns() {
                     return Some(span(line_start as u32, line_end as u32));
                 }
-                // Columns after the inserted `exit(); ` on its line moved right.
+                // Columns after the inserted `exit();` on its line moved right.
                 let shift = match (inserted_line, check.inserted_at) {
-                    (Some(l), Some(at))
-                        if l == loc.line && line_start + loc.col_start - 1 >= at =>
-                    {
-                        EXIT_STMT.len()
+                    (Some(l), Some(at)) if l == loc.line && line_start + loc.col_start > at => {
+                        check.inserted_len
                     }
                     _ => 0,
                 };

@@ -1,0 +1,500 @@
+//! `LlmConfig`: which endpoint and model to use, read from the environment and `llm.toml`.
+//!
+//! Precedence: environment over file over defaults. The `OPENAI_*` variables
+//! are only fallbacks: a user who has `OPENAI_API_KEY` set for other tools has
+//! not thereby switched Kgent's LLM on. Kgent counts as configured when
+//! `KGENT_LLM_BASE_URL`, `KGENT_LLM_MODEL` or `KGENT_LLM_API_KEY` is set, or
+//! the config file exists; otherwise [`LlmConfig::load`] returns `None` and the
+//! product works offline.
+//!
+//! The file (`$XDG_CONFIG_HOME/kgent/llm.toml`, else `~/.config/kgent/llm.toml`):
+//!
+//! ```toml
+//! base_url = "http://127.0.0.1:11434/v1"   # Ollama; default https://api.openai.com/v1
+//! model = "qwen2.5-coder:7b"
+//! api_key = "sk-..."          # optional for local servers
+//! timeout_secs = 120          # whole request, first byte to last
+//! idle_timeout_secs = 60      # longest silence inside a streamed reply
+//! max_tokens = 2048
+//! temperature = 0.2
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::LlmError;
+
+/// OpenAI's own endpoint: the base URL when only a model is given.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// Default limit on one whole chat call; local models on CPU are slow.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default limit on silence between two chunks of a streamed reply.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default reply budget: a bpftrace program with explanation needs far less,
+/// and a bound keeps a rambling model from using the whole timeout.
+pub const DEFAULT_MAX_TOKENS: u32 = 2048;
+/// Default sampling temperature: low, because we want code, not prose.
+pub const DEFAULT_TEMPERATURE: f32 = 0.2;
+
+/// Where one configuration value came from, for [`LlmConfig::describe`] and errors.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Origin {
+    /// Built-in default.
+    Default,
+    /// An environment variable, by name.
+    Env(&'static str),
+    /// The config file, and the 1-based line of the value.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Line of the key, when known.
+        line: Option<usize>,
+    },
+    /// Set in code (tests, other crates).
+    Code,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::Env(name) => write!(f, "from {name}"),
+            Origin::File { path, .. } => write!(f, "from {}", path.display()),
+            Origin::Code => f.write_str("set in code"),
+        }
+    }
+}
+
+impl Origin {
+    /// A configuration error located at this origin.
+    fn error(&self, message: String) -> LlmError {
+        let (origin, line) = match self {
+            Origin::Env(name) => (name.to_string(), None),
+            Origin::File { path, line } => (path.display().to_string(), *line),
+            Origin::Default | Origin::Code => ("the LLM configuration".to_string(), None),
+        };
+        LlmError::Config {
+            origin,
+            line,
+            message,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Origins {
+    base_url: Origin,
+    model: Origin,
+    api_key: Origin,
+    timeout: Origin,
+    idle_timeout: Origin,
+    max_tokens: Origin,
+    temperature: Origin,
+}
+
+impl Origins {
+    fn all(origin: Origin) -> Self {
+        Origins {
+            base_url: origin.clone(),
+            model: origin.clone(),
+            api_key: origin.clone(),
+            timeout: origin.clone(),
+            idle_timeout: origin.clone(),
+            max_tokens: origin.clone(),
+            temperature: origin,
+        }
+    }
+}
+
+/// How to reach the LLM. Build one with [`LlmConfig::new`] or [`LlmConfig::load`].
+///
+/// `Debug` and [`LlmConfig::describe`] never show the API key.
+#[derive(Clone, PartialEq)]
+pub struct LlmConfig {
+    /// Base URL of the OpenAI-compatible API, without a trailing slash,
+    /// e.g. `http://127.0.0.1:11434/v1`; requests go to `{base_url}/chat/completions`.
+    pub base_url: String,
+    /// Model name as the server knows it.
+    pub model: String,
+    /// Bearer token; `None` for local servers that need none.
+    pub api_key: Option<String>,
+    /// Limit on one whole chat call, connection to last token.
+    pub timeout: Duration,
+    /// Limit on silence between two chunks of a streamed reply.
+    pub idle_timeout: Duration,
+    /// Default reply budget in tokens (`None`: the server's default).
+    pub max_tokens: Option<u32>,
+    /// Default sampling temperature (`None`: the server's default).
+    pub temperature: Option<f32>,
+    origins: Origins,
+}
+
+impl fmt::Debug for LlmConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LlmConfig")
+            .field("base_url", &self.display_url())
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("timeout", &self.timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_tokens", &self.max_tokens)
+            .field("temperature", &self.temperature)
+            .finish()
+    }
+}
+
+/// The file's keys; unknown keys are an error so a typo does not pass silently.
+/// `Spanned` keeps each value's position so a bad value is reported by line.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    base_url: Option<Spanned<String>>,
+    model: Option<Spanned<String>>,
+    api_key: Option<Spanned<String>>,
+    timeout_secs: Option<Spanned<f64>>,
+    idle_timeout_secs: Option<Spanned<f64>>,
+    max_tokens: Option<Spanned<i64>>,
+    temperature: Option<Spanned<f64>>,
+}
+
+/// One value and where it came from.
+type Sourced<T> = Option<(T, Origin)>;
+
+impl LlmConfig {
+    /// A configuration for `base_url` and `model` with default limits and no key.
+    /// Values are checked by [`LlmConfig::validate`], which
+    /// [`crate::OpenAiProvider::new`] calls.
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
+        LlmConfig {
+            base_url: base_url.into().trim().trim_end_matches('/').to_string(),
+            model: model.into(),
+            api_key: None,
+            timeout: DEFAULT_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_tokens: Some(DEFAULT_MAX_TOKENS),
+            temperature: Some(DEFAULT_TEMPERATURE),
+            origins: Origins::all(Origin::Code),
+        }
+    }
+
+    /// Reads the process environment and the default config file.
+    /// `Ok(None)`: no LLM is configured (Kgent works offline).
+    pub fn load() -> Result<Option<Self>, LlmError> {
+        let env = |name: &str| std::env::var(name).ok();
+        let path = Self::default_path(&env);
+        Self::load_from(env, path.as_deref())
+    }
+
+    /// Like [`LlmConfig::load`], with the environment and the file given
+    /// explicitly, so tests need not touch the process environment.
+    /// A `file` that does not exist counts as no file.
+    pub fn load_from(
+        env: impl Fn(&str) -> Option<String>,
+        file: Option<&Path>,
+    ) -> Result<Option<Self>, LlmError> {
+        // Empty values count as unset: `export KGENT_LLM_MODEL=` is a common way to clear one.
+        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let parsed = match file {
+            Some(path) => read_file(path)?.map(|(cfg, text)| (path.to_path_buf(), cfg, text)),
+            None => None,
+        };
+        let kgent_env = ["KGENT_LLM_BASE_URL", "KGENT_LLM_MODEL", "KGENT_LLM_API_KEY"];
+        if parsed.is_none() && kgent_env.iter().all(|name| env(name).is_none()) {
+            return Ok(None);
+        }
+        let (path, fc, text) = parsed.unwrap_or_default();
+        let at = |span: std::ops::Range<usize>| Origin::File {
+            path: path.clone(),
+            line: Some(line_of(&text, span.start)),
+        };
+        let from_file = |v: Option<Spanned<String>>| {
+            v.map(|s| {
+                let origin = at(s.span());
+                (s.into_inner(), origin)
+            })
+        };
+        let from_env = |names: &[&'static str]| {
+            names
+                .iter()
+                .find_map(|&name| env(name).map(|v| (v.trim().to_string(), Origin::Env(name))))
+        };
+        // Environment first, then the file.
+        let text_value =
+            |names: &[&'static str], file: Option<Spanned<String>>| -> Sourced<String> {
+                from_env(names).or_else(|| from_file(file))
+            };
+        let number_value =
+            |names: &[&'static str], file: Option<Spanned<f64>>| -> Sourced<String> {
+                from_env(names).or_else(|| {
+                    file.map(|s| {
+                        let origin = at(s.span());
+                        (s.into_inner().to_string(), origin)
+                    })
+                })
+            };
+
+        let base_url = text_value(&["KGENT_LLM_BASE_URL", "OPENAI_BASE_URL"], fc.base_url);
+        let model = text_value(&["KGENT_LLM_MODEL"], fc.model);
+        let api_key = text_value(&["KGENT_LLM_API_KEY", "OPENAI_API_KEY"], fc.api_key);
+        let timeout = number_value(&["KGENT_LLM_TIMEOUT"], fc.timeout_secs);
+        let idle = number_value(&["KGENT_LLM_IDLE_TIMEOUT"], fc.idle_timeout_secs);
+        let max_tokens = number_value(
+            &["KGENT_LLM_MAX_TOKENS"],
+            fc.max_tokens.map(|s| {
+                let span = s.span();
+                Spanned::new(span, *s.get_ref() as f64)
+            }),
+        );
+        let temperature = number_value(&["KGENT_LLM_TEMPERATURE"], fc.temperature);
+
+        let Some((model, model_origin)) = model else {
+            let origin = if path.as_os_str().is_empty() {
+                "the environment".to_string()
+            } else {
+                path.display().to_string()
+            };
+            return Err(LlmError::Config {
+                origin,
+                line: None,
+                message: "an LLM endpoint is configured but no model: set KGENT_LLM_MODEL \
+                          or `model = \"...\"` in llm.toml"
+                    .to_string(),
+            });
+        };
+        let (base_url, base_origin) =
+            base_url.unwrap_or_else(|| (OPENAI_BASE_URL.to_string(), Origin::Default));
+
+        let seconds = |value: Sourced<String>, default: Duration| match value {
+            None => Ok((default, Origin::Default)),
+            Some((raw, origin)) => parse_seconds(&raw)
+                .map(|d| (d, origin.clone()))
+                .map_err(|m| origin.error(m)),
+        };
+        let (timeout, timeout_origin) = seconds(timeout, DEFAULT_TIMEOUT)?;
+        let (idle_timeout, idle_origin) = seconds(idle, DEFAULT_IDLE_TIMEOUT)?;
+        let (max_tokens, max_tokens_origin) = match max_tokens {
+            None => (DEFAULT_MAX_TOKENS, Origin::Default),
+            Some((raw, origin)) => match raw.parse::<u32>() {
+                Ok(v) => (v, origin),
+                Err(_) => {
+                    return Err(origin.error(format!(
+                        "max_tokens {raw:?} is not a whole number of tokens"
+                    )))
+                }
+            },
+        };
+        let (temperature, temperature_origin) = match temperature {
+            None => (DEFAULT_TEMPERATURE, Origin::Default),
+            Some((raw, origin)) => match raw.parse::<f32>() {
+                Ok(v) => (v, origin),
+                Err(_) => return Err(origin.error(format!("temperature {raw:?} is not a number"))),
+            },
+        };
+        let (api_key, api_key_origin) = match api_key {
+            Some((k, o)) => (Some(k), o),
+            None => (None, Origin::Default),
+        };
+
+        let cfg = LlmConfig {
+            base_url: base_url.trim().trim_end_matches('/').to_string(),
+            model: model.trim().to_string(),
+            api_key,
+            timeout,
+            idle_timeout,
+            max_tokens: Some(max_tokens),
+            temperature: Some(temperature),
+            origins: Origins {
+                base_url: base_origin,
+                model: model_origin,
+                api_key: api_key_origin,
+                timeout: timeout_origin,
+                idle_timeout: idle_origin,
+                max_tokens: max_tokens_origin,
+                temperature: temperature_origin,
+            },
+        };
+        cfg.validate()?;
+        Ok(Some(cfg))
+    }
+
+    /// `$XDG_CONFIG_HOME/kgent/llm.toml`, else `$HOME/.config/kgent/llm.toml`.
+    pub fn default_path(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+        // The XDG spec says to ignore a relative XDG_CONFIG_HOME.
+        let xdg = env("XDG_CONFIG_HOME").filter(|v| Path::new(v).is_absolute());
+        let base = match xdg {
+            Some(dir) => PathBuf::from(dir),
+            None => PathBuf::from(env("HOME").filter(|h| !h.is_empty())?).join(".config"),
+        };
+        Some(base.join("kgent").join("llm.toml"))
+    }
+
+    /// Checks every value; the error names where the bad value came from.
+    pub fn validate(&self) -> Result<(), LlmError> {
+        let o = &self.origins;
+        match reqwest::Url::parse(&self.base_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            _ => {
+                return Err(o.base_url.error(format!(
+                    "base URL {:?} is not an http(s) URL such as http://127.0.0.1:11434/v1",
+                    self.display_url()
+                )))
+            }
+        }
+        if self.model.trim().is_empty() {
+            return Err(o.model.error("the model name is empty".into()));
+        }
+        for (d, origin, what) in [
+            (self.timeout, &o.timeout, "timeout"),
+            (self.idle_timeout, &o.idle_timeout, "idle timeout"),
+        ] {
+            if d.is_zero() {
+                return Err(origin.error(format!("the {what} must be more than 0 seconds")));
+            }
+        }
+        if self.max_tokens == Some(0) {
+            return Err(o.max_tokens.error("max_tokens must be at least 1".into()));
+        }
+        if let Some(t) = self.temperature {
+            if !(0.0..=2.0).contains(&t) {
+                return Err(o
+                    .temperature
+                    .error(format!("temperature {t} is outside 0..=2")));
+            }
+        }
+        match &self.api_key {
+            // async-openai builds the Authorization header with `.parse().unwrap()`:
+            // a key with a newline or a non-ASCII character would panic there.
+            Some(key) if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) => {
+                return Err(o.api_key.error(
+                    "the API key is empty or contains spaces, control or non-ASCII \
+                     characters (a stray newline?)"
+                        .into(),
+                ));
+            }
+            None if self.base_url.starts_with(OPENAI_BASE_URL) => {
+                let origin = match o.base_url {
+                    Origin::Default => &o.model,
+                    _ => &o.base_url,
+                };
+                return Err(origin.error(
+                    "the endpoint is api.openai.com (no base URL is set), which needs an API \
+                     key: set KGENT_LLM_API_KEY or OPENAI_API_KEY, or set base_url to a local \
+                     server"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The base URL without any `user:password@` part, for messages and logs.
+    pub fn display_url(&self) -> String {
+        redact_url(&self.base_url)
+    }
+
+    /// A few lines for `%llm` and `kgent doctor`: each value and where it came
+    /// from. Says whether a key is set, never what it is.
+    pub fn describe(&self) -> String {
+        let o = &self.origins;
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "server default".to_string());
+        let key = match &self.api_key {
+            Some(_) => format!("set ({})", o.api_key),
+            None => "not set".to_string(),
+        };
+        format!(
+            "endpoint:     {} ({})\n\
+             model:        {} ({})\n\
+             API key:      {key}\n\
+             timeout:      {} s per request ({}), {} s of silence mid-reply ({})\n\
+             max tokens:   {} ({})\n\
+             temperature:  {} ({})",
+            self.display_url(),
+            o.base_url,
+            self.model,
+            o.model,
+            fmt_secs(self.timeout),
+            o.timeout,
+            fmt_secs(self.idle_timeout),
+            o.idle_timeout,
+            opt(self.max_tokens.map(|v| v.to_string())),
+            o.max_tokens,
+            opt(self.temperature.map(|v| v.to_string())),
+            o.temperature,
+        )
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Reads and parses the file; `Ok(None)` when it does not exist.
+fn read_file(path: &Path) -> Result<Option<(FileConfig, String)>, LlmError> {
+    let origin = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(LlmError::Config {
+                origin,
+                line: None,
+                message: format!("cannot read it: {e}"),
+            })
+        }
+    };
+    match toml::from_str::<FileConfig>(&text) {
+        Ok(cfg) => Ok(Some((cfg, text))),
+        Err(e) => Err(LlmError::Config {
+            origin,
+            line: e.span().map(|span| line_of(&text, span.start)),
+            message: e.message().trim().to_string(),
+        }),
+    }
+}
+
+/// "90", "2.5", "90s": seconds. Humans write all three.
+fn parse_seconds(raw: &str) -> Result<Duration, String> {
+    let s = raw.trim();
+    let number = s.strip_suffix('s').unwrap_or(s).trim();
+    match number.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(Duration::from_secs_f64(v)),
+        Ok(_) => Err(format!(
+            "{raw:?} seconds is out of range (more than 0, at most a day)"
+        )),
+        Err(_) => Err(format!("{raw:?} is not a number of seconds")),
+    }
+}
+
+fn fmt_secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s}")
+    }
+}
+
+/// Drops `user:password@` from a URL. An unparseable URL loses everything
+/// up to its last `@`, in case that was a credential.
+pub(crate) fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.as_str().trim_end_matches('/').to_string()
+        }
+        Err(_) => match url.rsplit_once('@') {
+            Some((_, rest)) => format!("***@{rest}"),
+            None => url.to_string(),
+        },
+    }
+}

@@ -2,6 +2,7 @@
 //! failures; it knows nothing of Jupyter.
 
 pub mod builtins;
+pub mod facts;
 pub mod failure;
 pub mod loadcheck;
 pub mod probe_scan;

@@ -63,6 +63,23 @@ impl Knowledge {
             .clone()
     }
 
+    /// Probe-type capabilities, detecting them now if needed (a few seconds the first
+    /// time on a machine; cached on disk after that).
+    pub async fn caps(&self) -> Arc<Capabilities> {
+        if let Some(caps) = self.inner.caps.get() {
+            return caps.clone();
+        }
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            inner
+                .caps
+                .get_or_init(|| Arc::new(kgent_catalog::capabilities(false)))
+                .clone()
+        })
+        .await
+        .unwrap_or_else(|_| Arc::new(kgent_catalog::capabilities(false)))
+    }
+
     /// Probe-type capabilities if detection has finished (it takes a few seconds the first
     /// time on a machine, then comes from a cache).
     pub fn caps_if_ready(&self) -> Option<Arc<Capabilities>> {

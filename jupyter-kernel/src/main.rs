@@ -1,6 +1,8 @@
 //! The `kgent` binary: the Jupyter kernel, its installer, and `kgent doctor`.
 
+mod check;
 mod coalesce;
+mod diagnostics_view;
 mod doctor;
 mod execute;
 mod history;
@@ -61,6 +63,21 @@ enum Command {
         #[arg(long, short = 'f', value_name = "FILE")]
         connection_file: PathBuf,
     },
+    /// Check a bpftrace program against the running kernel before running it.
+    /// Exit status: 0 no errors, 1 errors, 2 usage error.
+    Check {
+        /// The program file, or `-` for standard input.
+        file: PathBuf,
+        /// Machine-readable diagnostics.
+        #[arg(long)]
+        json: bool,
+        /// Also load it in the kernel (verifier and attach), then detach at once.
+        #[arg(long)]
+        load: bool,
+        /// Allow unsafe builtins such as system().
+        #[arg(long = "unsafe")]
+        allow_unsafe: bool,
+    },
     /// Tell what this machine offers for tracing, with fixes for what is missing.
     Doctor {
         /// Probe again instead of using the cached answer.
@@ -120,6 +137,17 @@ fn main() -> ExitCode {
             }),
         Command::Kernel { connection_file } => run_kernel(connection_file),
         Command::Doctor { refresh, json } => Ok(doctor::run(refresh, json)),
+        Command::Check {
+            file,
+            json,
+            load,
+            allow_unsafe,
+        } => run_check(check::CheckArgs {
+            file: &file,
+            json,
+            load,
+            allow_unsafe,
+        }),
     };
     match result {
         Ok(code) => code,
@@ -128,6 +156,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_check(args: check::CheckArgs<'_>) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let code = runtime.block_on(check::run(args));
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(code)
 }
 
 fn run_kernel(connection_file: PathBuf) -> anyhow::Result<ExitCode> {

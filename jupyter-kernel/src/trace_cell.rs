@@ -76,6 +76,23 @@ pub async fn run(cell: TraceCell<'_>, interrupts: watch::Receiver<u64>) -> CellO
         Ok(path) => path,
         Err(outcome) => return outcome,
     };
+    // The front end's checks take milliseconds; bpftrace's own take a second and say less.
+    let findings =
+        crate::check::check_source(program, &kernel.knowledge, options.allow_unsafe, false).await;
+    if findings.has_errors() && !options.force {
+        return check_outcome(&findings.diagnostics, program, first_line);
+    }
+    if !findings.diagnostics.is_empty() {
+        let mut text =
+            crate::diagnostics_view::render_lines(&findings.diagnostics, program, first_line)
+                .join("\n");
+        text.push('\n');
+        kernel
+            .publish(StreamContent::stderr(&text).as_child_of(cell.parent))
+            .await;
+    }
+    // bpftrace does not know assume()/assert(); blanking them keeps its positions right.
+    let runnable = kgent_frontend::blank_annotations(program, &findings.program);
     let script = match &options.command {
         Some(command) => match write_command_script(command, count.0).await {
             Ok(path) => Some(path),
@@ -91,7 +108,7 @@ pub async fn run(cell: TraceCell<'_>, interrupts: watch::Receiver<u64>) -> CellO
     };
     let spec = RunSpec {
         bpftrace,
-        program: program.to_string(),
+        program: runnable,
         args: options.args.clone(),
         allow_unsafe: options.allow_unsafe,
         verbose: false,
@@ -236,6 +253,28 @@ async fn preflight(
         }
     }
     Ok(info.path)
+}
+
+/// The front end found errors: one `error` output that reads like a compiler's.
+fn check_outcome(
+    diagnostics: &[kgent_frontend::Diagnostic],
+    program: &str,
+    first_line: usize,
+) -> CellOutcome {
+    let errors: Vec<&kgent_frontend::Diagnostic> =
+        diagnostics.iter().filter(|d| d.is_error()).collect();
+    let headline = errors
+        .first()
+        .map(|d| d.message.clone())
+        .unwrap_or_else(|| "the program has errors".to_string());
+    let mut tb = crate::diagnostics_view::render_lines(diagnostics, program, first_line);
+    tb.push(format!(
+        "{} {} found before attaching anything. Fix {}, or add --force to the %%bpftrace line to let bpftrace decide.",
+        errors.len(),
+        if errors.len() == 1 { "error" } else { "errors" },
+        if errors.len() == 1 { "it" } else { "them" }
+    ));
+    CellOutcome::error("CheckError", &headline, tb)
 }
 
 fn missing_bpftrace(detail: &str) -> CellOutcome {

@@ -1,11 +1,15 @@
 //! The bpftrace language front end: a hand-written lexer and error-tolerant
 //! recursive-descent parser for bpftrace 0.17 to 0.23 programs, the syntax
-//! tree, a pretty printer, annotation stripping, and diagnostics as data.
+//! tree, a pretty printer, annotation stripping, the checks before load, and
+//! diagnostics as data.
 //!
 //! **Architecture invariants**
 //! - Parsing never fails: [`parse`] always returns a [`Program`] and
 //!   diagnostics; broken probes and statements become `Error` nodes.
-//! - No I/O anywhere in this crate; kernel facts belong to later passes.
+//! - Checking never fails either: [`check`] returns diagnostics for any tree.
+//! - No I/O anywhere in this crate: kernel facts arrive through the
+//!   [`KernelFacts`] trait (the live catalog in `kgent-agent`, [`StaticFacts`]
+//!   fixtures in tests).
 //! - Spans are byte offsets; line:column exists only when rendering
 //!   ([`LineIndex`], [`render_human`], [`to_json`]).
 //! - Tree depth is bounded (`parser::MAX_DEPTH`), so recursive passes over
@@ -14,7 +18,10 @@
 //! Code map: `lexer` (tokens, attach-point mode), `parser` (cursor, recovery,
 //! depth budget), `grammar/` (items, attach points, statements, expressions,
 //! types), `ast` (tree, dump, span-free equality), `visit` (read-only walks),
-//! `passes/` (printer, annotation stripping), `diagnostic` (data, rendering).
+//! `passes/` (printer, annotation stripping, and the checks: one file per
+//! check, run in the order [`check`] sets), `facts` (what the checks ask of a
+//! kernel), `builtins` (bpftrace's builtins by version), `suggest` ("did you
+//! mean"), `diagnostic` (data, rendering).
 //!
 //! ```
 //! use kgent_frontend::{parse, print_program, render_human, strip_annotations};
@@ -38,19 +45,27 @@
 //! ```
 
 pub mod ast;
+pub mod builtins;
 pub mod diagnostic;
+pub mod facts;
 mod grammar;
 pub mod lexer;
 mod parser;
 pub mod passes;
 pub mod span;
+pub mod suggest;
 pub mod visit;
 
 pub use ast::Program;
 pub use diagnostic::{render_human, to_json, Diagnostic, Severity, Suggestion};
+pub use facts::{
+    ByteOrder, FieldInfo, KernelFacts, MatchProblem, MemberLookup, ProbeMatches, ProbeSupport,
+    RecordKind, RecordRef, StaticFacts,
+};
 pub use parser::MAX_DEPTH;
 pub use passes::print::print_program;
 pub use passes::strip_annotations::{blank_annotations, strip_annotations};
+pub use passes::{check, CheckOptions};
 pub use span::{LineCol, LineIndex, Span};
 pub use visit::Visitor;
 

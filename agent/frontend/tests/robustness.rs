@@ -1,16 +1,33 @@
 //! Robustness: arbitrary text and mutated real programs (byte flips,
 //! truncations, token deletions, duplications and swaps) never panic the
-//! parser, printer, dumper, renderers or annotation stripping, and always
-//! return; pathological nesting cannot overflow the stack.
+//! parser, printer, dumper, renderers, annotation stripping or the checker
+//! (against the fixture kernel, with default and permissive options), and
+//! always return; pathological nesting cannot overflow the stack.
 //!
 //! Inputs are bounded in size (a few KiB) so each case is fast; there are no
 //! timing assertions.
 
 mod common;
 
+use std::sync::OnceLock;
+
 use kgent_frontend::visit::{self, Visitor};
-use kgent_frontend::{ast, lexer, parse, print_program, render_human, strip_annotations, to_json};
+use kgent_frontend::{
+    ast, check, lexer, parse, print_program, render_human, strip_annotations, to_json,
+    CheckOptions, StaticFacts,
+};
 use proptest::prelude::*;
+
+/// The checker's fixture kernel, loaded once.
+fn facts() -> &'static StaticFacts {
+    static FACTS: OnceLock<StaticFacts> = OnceLock::new();
+    FACTS.get_or_init(|| {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data/checker/kernel.json");
+        StaticFacts::from_json(&std::fs::read_to_string(path).expect("fixture"))
+            .expect("fixture parses")
+    })
+}
 
 /// Everything a later stage might do with a parse, for its side effect of not panicking.
 fn exercise(text: &str) {
@@ -39,11 +56,48 @@ fn exercise(text: &str) {
         }
     }
     CountAll(0).visit_program(&parsed.program);
+    for options in [
+        CheckOptions::default(),
+        CheckOptions {
+            allow_unsafe: true,
+            max_probes: 1,
+            version: (0, 24),
+            ..CheckOptions::default()
+        },
+    ] {
+        let checked = check(&parsed.program, text, facts(), &options);
+        for d in &checked {
+            assert!(d.span.start <= d.span.end, "inverted span {:?}", d.span);
+            assert!(
+                d.span.end as usize <= text.len(),
+                "checker span past the end: {d:?}"
+            );
+            if let Some(s) = &d.suggestion {
+                assert!(
+                    text.get(s.span.range()).is_some(),
+                    "suggestion span not on character boundaries: {d:?}"
+                );
+            }
+        }
+        let _ = render_human(text, "fuzz.bt", &checked, false);
+        let _ = to_json(text, &checked);
+    }
 }
 
 /// Real programs to mutate: the `ok` corpus plus the installed tools.
 fn seeds() -> Vec<String> {
     let mut seeds: Vec<String> = common::corpus("ok").into_iter().map(|(_, t)| t).collect();
+    // The checker's corpus: programs the checks have most to say about.
+    for kind in ["ok", "warn", "err"] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("test_data/checker")
+            .join(kind);
+        for entry in std::fs::read_dir(dir).expect("checker corpus").flatten() {
+            if entry.path().extension().is_some_and(|e| e == "bt") {
+                seeds.push(std::fs::read_to_string(entry.path()).expect("corpus file"));
+            }
+        }
+    }
     seeds.extend(common::installed_tools().0.into_iter().map(|(_, t)| t));
     // Keep each case small: mutate at most the first 4 KiB of a seed.
     for s in &mut seeds {

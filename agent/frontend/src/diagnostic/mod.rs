@@ -95,10 +95,28 @@ impl Diagnostic {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+
+    /// The same diagnostic for a source that has `offset` more bytes in front (a
+    /// program rendered inside its notebook cell).
+    pub fn shifted(mut self, offset: u32) -> Diagnostic {
+        let shift = |s: Span| Span {
+            start: s.start.saturating_add(offset),
+            end: s.end.saturating_add(offset),
+        };
+        self.span = shift(self.span);
+        for (span, _) in &mut self.labels {
+            *span = shift(*span);
+        }
+        if let Some(s) = &mut self.suggestion {
+            s.span = shift(s.span);
+        }
+        self
+    }
 }
 
-/// The codes this crate emits. Later passes add their own; a code, once
-/// published, keeps its meaning.
+/// The codes this crate emits, the parser's and the checker's; a code, once
+/// published, keeps its meaning. `unknown-probe` covers both unknown probe
+/// types (parser) and attach points that match nothing (checker).
 pub mod codes {
     /// Generic "expected X, found Y".
     pub const EXPECTED_TOKEN: &str = "expected-token";
@@ -132,4 +150,38 @@ pub mod codes {
     pub const NESTING_TOO_DEEP: &str = "nesting-too-deep";
     pub const TOO_MANY_ERRORS: &str = "too-many-errors";
     pub const UNSUPPORTED_SYNTAX: &str = "unsupported-syntax";
+
+    // The checker's codes (`passes::check`).
+
+    /// A probe type this kernel cannot attach (e.g. kprobe without CONFIG_KPROBES).
+    pub const UNSUPPORTED_PROBE_TYPE: &str = "unsupported-probe-type";
+    /// A wildcard attach point that expands to more probes than allowed.
+    pub const TOO_MANY_PROBES: &str = "too-many-probes";
+    /// `args->x` or `ptr->x` where the tracepoint, function or record has no field `x`.
+    pub const NO_SUCH_FIELD: &str = "no-such-field";
+    /// A cast to a struct or union the kernel's BTF does not have.
+    pub const UNKNOWN_TYPE: &str = "unknown-type";
+    /// `.` on a pointer or `->` on a struct, or `args.x` before bpftrace 0.19.
+    pub const MEMBER_OPERATOR: &str = "member-operator";
+    /// A builtin variable the probe type does not provide (`args` in BEGIN, `arg0` in a tracepoint).
+    pub const BUILTIN_UNAVAILABLE: &str = "builtin-unavailable";
+    /// A call to a function bpftrace (this version) does not have.
+    pub const UNKNOWN_FUNCTION: &str = "unknown-function";
+    /// A bare name that is neither a builtin nor a known constant.
+    pub const UNKNOWN_IDENTIFIER: &str = "unknown-identifier";
+    pub const WRONG_ARITY: &str = "wrong-arity";
+    /// Format string and arguments of `printf`, `system`, `cat` disagree.
+    pub const PRINTF_FORMAT: &str = "printf-format";
+    /// A scratch variable read before any assignment in its probe.
+    pub const UNDEFINED_VARIABLE: &str = "undefined-variable";
+    /// A map read that nothing in the program ever writes.
+    pub const MAP_NEVER_WRITTEN: &str = "map-never-written";
+    /// A map given different kinds of values or keys.
+    pub const MAP_TYPE_CONFLICT: &str = "map-type-conflict";
+    /// `str()` of an integer that cannot be an address.
+    pub const STR_ON_NON_POINTER: &str = "str-on-non-pointer";
+    /// A network-byte-order value printed or compared as if it were host order.
+    pub const NETWORK_BYTE_ORDER: &str = "network-byte-order";
+    /// `system`, `signal`, `override` without `--unsafe`.
+    pub const UNSAFE_BUILTIN: &str = "unsafe-builtin";
 }

@@ -38,7 +38,21 @@ def caret_under(tb_lines: list[str], cell_line: int, text: str) -> None:
 
 
 def test_syntax_error_points_at_cell_line(kernel: KernelSession) -> None:
+    # Kgent's own front end catches it before bpftrace runs, with a fix.
     code = '%%bpftrace\nBEGIN {\n  printf("x\\n")\n  exit();\n}'
+    err = single_error(kernel.run(code), "CheckError")
+    text = strip_ansi("\n".join(err["traceback"]))
+    assert "error[missing-semicolon]" in text, text
+    assert "suggestion: insert `;`" in text, text
+    assert "--force" in text
+    # The statement without `;` is program line 2; the %%bpftrace line makes it cell line 3.
+    caret_under(err["traceback"], 3, "")
+    assert not kernel.bpftrace_children()
+
+
+def test_syntax_error_from_bpftrace_itself_with_force(kernel: KernelSession) -> None:
+    # --force skips the front end: bpftrace's own error, classified, at the cell line.
+    code = '%%bpftrace --force\nBEGIN {\n  printf("x\\n")\n  exit();\n}'
     err = single_error(kernel.run(code), "BpftraceError")
     assert err["evalue"].startswith("Syntax error"), err
     text = strip_ansi("\n".join(err["traceback"]))
@@ -49,8 +63,17 @@ def test_syntax_error_points_at_cell_line(kernel: KernelSession) -> None:
 
 def test_syntax_error_without_magic_counts_from_line_one(kernel: KernelSession) -> None:
     code = 'BEGIN {\n  printf("x\\n")\n  exit();\n}'
-    err = single_error(kernel.run(code), "BpftraceError")
-    caret_under(err["traceback"], 3, "exit")
+    err = single_error(kernel.run(code), "CheckError")
+    caret_under(err["traceback"], 2, "")
+
+
+def test_front_end_errors_suggest_fixes(kernel: KernelSession) -> None:
+    code = '%%bpftrace\ntracepoint:syscalls:sys_enter_openat\n{\n    printf("%s\\n", str(args->fname));\n}'
+    err = single_error(kernel.run(code), "CheckError")
+    text = strip_ansi("\n".join(err["traceback"]))
+    assert "error[no-such-field]" in text, text
+    assert "did you mean `filename`?" in text, text
+    caret_under(err["traceback"], 4, "fname")
 
 
 @pytest.mark.parametrize(
@@ -61,6 +84,24 @@ def test_syntax_error_without_magic_counts_from_line_one(kernel: KernelSession) 
         # starts at the comment or at the previous probe; the bad probe is its last line.
         ("%%bpftrace\n// comment line\ntracepoint:syscalls:sys_enter_nosuch { exit(); }", 3),
         ("%%bpftrace\nBEGIN { printf(\"hi\\n\"); }\n\ntracepoint:syscalls:sys_enter_nosuch { exit(); }", 4),
+    ],
+    ids=["first-line", "after-comment", "second-probe"],
+)
+def test_unknown_tracepoint_is_caught_before_attaching(kernel: KernelSession, code: str, cell_line: int) -> None:
+    err = single_error(kernel.run(code), "CheckError")
+    text = strip_ansi("\n".join(err["traceback"]))
+    assert "error[unknown-probe]" in text, text
+    caret_under(err["traceback"], cell_line, "tracepoint:syscalls:sys_enter_nosuch")
+
+
+@pytest.mark.parametrize(
+    "code, cell_line",
+    [
+        ("%%bpftrace --force\ntracepoint:syscalls:sys_enter_nosuch { exit(); }", 2),
+        # bpftrace 0.17 reports these as a multi-line span (`stdin:1-2:`, `stdin:1-3:`) that
+        # starts at the comment or at the previous probe; the bad probe is its last line.
+        ("%%bpftrace --force\n// comment line\ntracepoint:syscalls:sys_enter_nosuch { exit(); }", 3),
+        ("%%bpftrace --force\nBEGIN { printf(\"hi\\n\"); }\n\ntracepoint:syscalls:sys_enter_nosuch { exit(); }", 4),
     ],
     ids=["first-line", "after-comment", "second-probe"],
 )

@@ -82,15 +82,21 @@ pub async fn run(cell: TraceCell<'_>, interrupts: watch::Receiver<u64>) -> CellO
     if findings.has_errors() && !options.force {
         return check_outcome(&findings.diagnostics, program, first_line);
     }
-    if !findings.diagnostics.is_empty() {
-        let mut text =
-            crate::diagnostics_view::render_lines(&findings.diagnostics, program, first_line)
-                .join("\n");
+    // A long attach is explained at once; other notes wait until the program is seen to
+    // run (then as stderr) or to fail (then inside the one error output).
+    let (now, later): (Vec<_>, Vec<_>) = findings
+        .diagnostics
+        .iter()
+        .cloned()
+        .partition(|d| d.code == "too-many-probes");
+    if !now.is_empty() {
+        let mut text = crate::diagnostics_view::render_lines(&now, program, first_line).join("\n");
         text.push('\n');
         kernel
             .publish(StreamContent::stderr(&text).as_child_of(cell.parent))
             .await;
     }
+    let notes = crate::diagnostics_view::render_lines(&later, program, first_line);
     // bpftrace does not know assume()/assert(); blanking them keeps its positions right.
     let runnable = kgent_frontend::blank_annotations(program, &findings.program);
     let script = match &options.command {
@@ -114,7 +120,7 @@ pub async fn run(cell: TraceCell<'_>, interrupts: watch::Receiver<u64>) -> CellO
         verbose: false,
         command: script.as_ref().map(|p| format!("/bin/sh {}", p.display())),
     };
-    let outcome = run_spec(&cell, &spec, interrupts).await;
+    let outcome = run_spec(&cell, &spec, interrupts, notes).await;
     if let Some(path) = script {
         let _ = tokio::fs::remove_file(path).await;
     }
@@ -142,6 +148,7 @@ async fn run_spec(
     cell: &TraceCell<'_>,
     spec: &RunSpec,
     interrupts: watch::Receiver<u64>,
+    notes: Vec<String>,
 ) -> CellOutcome {
     if interrupts.has_changed().unwrap_or(false) {
         return CellOutcome::ok("interrupted before it started");
@@ -159,6 +166,8 @@ async fn run_spec(
     };
     let mut live = LiveRun::new(cell.kernel, cell.parent, cell.count, cell.options).await;
     live.silent = cell.silent;
+    live.held_stderr
+        .extend(notes.iter().map(|line| format!("{line}\n")));
     let (exit, stop) = live.drive(run, interrupts).await;
 
     if let Some(mut failure) = exit.failure.clone() {
@@ -166,7 +175,12 @@ async fn run_spec(
             failure.log = verifier_log(spec).await;
         }
         live.flush_text().await;
-        return failure_outcome(&failure, cell.program, cell.first_line);
+        let mut outcome = failure_outcome(&failure, cell.program, cell.first_line);
+        if let (CellOutcome::Error { traceback, .. }, false) = (&mut outcome, notes.is_empty()) {
+            traceback.push("Kgent's checks before running had said:".to_string());
+            traceback.extend(notes);
+        }
+        return outcome;
     }
     live.finish(stop, &exit).await
 }

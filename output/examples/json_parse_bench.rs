@@ -1,6 +1,6 @@
 //! Throughput of `parse_line` on typical printf, map and hist lines.
 //!
-//! `cargo run --release -p kgent-output --example parse_bench`
+//! `cargo run --release -p kgent-output --example json_parse_bench`
 
 use std::hint::black_box;
 use std::time::Instant;

@@ -513,7 +513,7 @@ fn a_whole_run_parses() {
 
 #[test]
 fn bench_shaped_lines_parse_correctly() {
-    // The shapes examples/parse_bench.rs times; checked here, not timed.
+    // The shapes examples/json_parse_bench.rs times; checked here, not timed.
     for i in 0..10_000u32 {
         let line = format!(r#"{{"type": "printf", "data": "openat pid={i} comm=bash ret=0\n"}}"#);
         assert_eq!(

@@ -7,6 +7,7 @@ pub mod failure;
 pub mod loadcheck;
 pub mod probe_scan;
 pub mod runner;
+pub mod synth;
 pub mod watchdog;
 
 pub use builtins::{builtin, Builtin, BuiltinKind, BUILTINS};

@@ -131,6 +131,11 @@ impl CatalogFacts {
         if NETWORK_ORDER_TYPEDEFS.contains(&bare) && stars == 0 {
             info.byte_order = ByteOrder::Network;
         }
+        // C's own integer types hide nothing; only typedefs need BTF (and reading BTF
+        // costs milliseconds in a short-lived `kgent check`).
+        if is_plain_c_type(bare) {
+            return info;
+        }
         // A typedef may hide a pointer, a record or a network-order type.
         if let Some(btf) = self.btf() {
             if let Some(id) = btf.find_by_name(Kind::Typedef, bare) {
@@ -488,6 +493,25 @@ impl KernelFacts for CatalogFacts {
     fn enum_constant(&self, name: &str) -> Option<i128> {
         self.enums().get(name).copied()
     }
+}
+
+/// Built-in C type names (any order of `unsigned`/`signed`/`long`/`short`/`int`/`char`...).
+fn is_plain_c_type(name: &str) -> bool {
+    !name.is_empty()
+        && name.split_whitespace().all(|w| {
+            matches!(
+                w,
+                "unsigned"
+                    | "signed"
+                    | "char"
+                    | "short"
+                    | "int"
+                    | "long"
+                    | "_Bool"
+                    | "bool"
+                    | "void"
+            )
+        })
 }
 
 #[cfg(test)]

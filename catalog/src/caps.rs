@@ -143,22 +143,26 @@ pub struct BpftraceInfo {
     pub major_minor: (u32, u32),
 }
 
-/// Finds bpftrace: `$KGENT_BPFTRACE` if set (a path, or a name looked up in `PATH`), else
-/// `bpftrace` in `PATH`; then runs `bpftrace --version`. `None` if absent or not answering.
-pub fn find_bpftrace() -> Option<BpftraceInfo> {
+/// Where bpftrace is: `$KGENT_BPFTRACE` if set (a path, or a name looked up in `PATH`), else
+/// `bpftrace` in `PATH`. Runs nothing (a few `stat` calls); `None` if not found.
+pub fn locate_bpftrace() -> Option<PathBuf> {
     let wanted = std::env::var_os("KGENT_BPFTRACE")
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "bpftrace".into());
     let wanted = PathBuf::from(wanted);
-    let path = if wanted.components().count() > 1 {
-        wanted
-    } else {
-        let path_var = std::env::var_os("PATH")?;
-        std::env::split_paths(&path_var)
-            .map(|d| d.join(&wanted))
-            .find(|p| is_executable(p))?
-    };
-    bpftrace_info(&path)
+    if wanted.components().count() > 1 {
+        return Some(wanted);
+    }
+    let path_var = std::env::var_os("PATH")?;
+    std::env::split_paths(&path_var)
+        .map(|d| d.join(&wanted))
+        .find(|p| is_executable(p))
+}
+
+/// Finds bpftrace as [`locate_bpftrace`] does, then runs `bpftrace --version` (~10-50 ms).
+/// `None` if absent or not answering. [`capabilities`] has the version too, from its cache.
+pub fn find_bpftrace() -> Option<BpftraceInfo> {
+    bpftrace_info(&locate_bpftrace()?)
 }
 
 /// Runs `PATH --version` and parses `bpftrace v0.17.0`.
@@ -516,7 +520,7 @@ fn plan_probes() -> Vec<(ProbeType, Plan)> {
         }
         Ok(btf) => match kfunc_target
             .into_iter()
-            .find(|f| btf.funcs.find(f).is_some())
+            .find(|f| btf.funcs().find(f).is_some())
         {
             Some(f) => (run(format!("kfunc:{f}")), run(format!("kretfunc:{f}"))),
             None => {
@@ -689,6 +693,7 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<String> {
 }
 
 fn wait_until(child: &mut Child, deadline: Instant) -> (Option<i32>, bool) {
+    let mut nap = Duration::from_millis(1);
     loop {
         match child.try_wait() {
             Ok(Some(st)) => return (st.code(), false),
@@ -698,7 +703,12 @@ fn wait_until(child: &mut Child, deadline: Instant) -> (Option<i32>, bool) {
                 let _ = child.wait();
                 return (None, true);
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                // Quick children (`--version`) are noticed within a millisecond or two,
+                // long ones (probe runs) polled every 20 ms.
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(Duration::from_millis(20));
+            }
             Err(_) => {
                 let _ = child.kill();
                 return (child.wait().ok().and_then(|s| s.code()), false);
@@ -770,61 +780,64 @@ pub fn cache_file() -> Option<PathBuf> {
     dirs::cache_dir().map(|d| d.join("kgent").join("capabilities.json"))
 }
 
-/// What the cached probe results depend on; any change means detecting again.
+/// What the cached answer depends on; any change means asking bpftrace again. Everything in
+/// it is known without running bpftrace: a new bpftrace binary changes its size or mtime.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct CacheKey {
     kernel_release: String,
-    bpftrace_version: String,
+    /// The bpftrace binary with symlinks resolved.
     bpftrace_path: PathBuf,
+    bpftrace_size: u64,
+    /// Modification time: seconds and nanoseconds since the epoch.
+    bpftrace_mtime: (u64, u32),
     /// Where tracefs was mounted: mounting it turns tracepoint failures into successes.
     tracefs: Option<PathBuf>,
+}
+
+impl CacheKey {
+    /// The key for bpftrace at `path`; `None` when the file cannot be examined.
+    fn new(path: &Path, kernel_release: &str, tracefs: &TracefsState) -> Option<CacheKey> {
+        let resolved = std::fs::canonicalize(path).ok()?;
+        let meta = std::fs::metadata(&resolved).ok()?;
+        let mtime = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some(CacheKey {
+            kernel_release: kernel_release.to_string(),
+            bpftrace_path: resolved,
+            bpftrace_size: meta.len(),
+            bpftrace_mtime: (mtime.as_secs(), mtime.subsec_nanos()),
+            tracefs: match tracefs {
+                TracefsState::Mounted(p) => Some(p.clone()),
+                _ => None,
+            },
+        })
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct CacheEntry {
     key: CacheKey,
-    probes: BTreeMap<ProbeType, Support>,
+    /// What `bpftrace --version` said.
+    bpftrace: BpftraceInfo,
+    /// Probe results; `None` when written by a process without the privilege to detect them.
+    probes: Option<BTreeMap<ProbeType, Support>>,
 }
 
-/// Probe results from `cache` when its key matches and `refresh` is false; otherwise runs
-/// `detector` and stores the result (best effort: an unwritable cache only costs time).
-fn cached_or_detect(
-    cache: Option<&Path>,
-    key: &CacheKey,
-    refresh: bool,
-    detector: impl FnOnce() -> BTreeMap<ProbeType, Support>,
-) -> BTreeMap<ProbeType, Support> {
-    if !refresh {
-        if let Some(hit) = cache.and_then(|c| read_cache(c, key)) {
-            return hit;
-        }
-    }
-    let probes = detector();
-    if let Some(c) = cache {
-        let _ = write_cache(c, key, &probes);
-    }
-    probes
-}
-
-fn read_cache(path: &Path, key: &CacheKey) -> Option<BTreeMap<ProbeType, Support>> {
+fn read_cache(path: &Path, key: &CacheKey) -> Option<CacheEntry> {
     let text = std::fs::read_to_string(path).ok()?;
     let entry: CacheEntry = serde_json::from_str(&text).ok()?;
-    (entry.key == *key).then_some(entry.probes)
+    (entry.key == *key).then_some(entry)
 }
 
-fn write_cache(
-    path: &Path,
-    key: &CacheKey,
-    probes: &BTreeMap<ProbeType, Support>,
-) -> std::io::Result<()> {
+/// Writes `entry` (best effort: an unwritable cache only costs time).
+fn write_cache(path: &Path, entry: &CacheEntry) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let entry = CacheEntry {
-        key: key.clone(),
-        probes: probes.clone(),
-    };
-    let json = serde_json::to_string_pretty(&entry).map_err(std::io::Error::other)?;
+    let json = serde_json::to_string_pretty(entry).map_err(std::io::Error::other)?;
     // Write then rename, so a concurrent reader never sees half a file.
     let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
     std::fs::write(&tmp, json)?;
@@ -839,15 +852,34 @@ fn kernel_release() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Everything about this machine's tracing support. Probe results come from
-/// `$XDG_CACHE_HOME/kgent/capabilities.json` when it was made for the same kernel release,
-/// bpftrace version and path, and tracefs mount; `refresh` ignores (and rewrites) it. Without
-/// bpftrace or privileges nothing is run and every type is `NotTested` (not cached).
+/// Everything about this machine's tracing support. The bpftrace version and the probe
+/// results come from `$XDG_CACHE_HOME/kgent/capabilities.json` when it was made for the same
+/// kernel release, tracefs mount and bpftrace binary (resolved path, size and mtime): a cache
+/// hit runs nothing and reads a few small files (well under a millisecond). On a miss, or
+/// with `refresh` (which ignores and rewrites the cache), it runs `bpftrace --version` and,
+/// with the privilege to trace, [`detect`] (seconds). Without bpftrace or privileges no probe
+/// is tried and every type is `NotTested`; the version is still cached.
 pub fn capabilities(refresh: bool) -> Capabilities {
+    capabilities_with(
+        cache_file().as_deref(),
+        locate_bpftrace(),
+        Privileges::current(),
+        refresh,
+        detect,
+    )
+}
+
+/// [`capabilities`] with the cache file, the bpftrace binary, the privileges and the probe
+/// detector given.
+fn capabilities_with(
+    cache: Option<&Path>,
+    located: Option<PathBuf>,
+    privileges: Privileges,
+    refresh: bool,
+    detector: impl FnOnce(&BpftraceInfo) -> BTreeMap<ProbeType, Support>,
+) -> Capabilities {
     let kernel_release = kernel_release();
-    let bpftrace = find_bpftrace();
     let tracefs = tracefs_state();
-    let privileges = Privileges::current();
     let not_tested = |reason: &str| {
         ProbeType::ALL
             .iter()
@@ -861,23 +893,58 @@ pub fn capabilities(refresh: bool) -> Capabilities {
             })
             .collect()
     };
+    let key = located
+        .as_deref()
+        .and_then(|p| CacheKey::new(p, &kernel_release, &tracefs));
+    // Where the cache may be used: a file to keep it in, and a binary to key it by.
+    let store = cache.zip(key);
+    let cached = match &store {
+        Some((file, key)) if !refresh => read_cache(file, key),
+        _ => None,
+    };
+    let (bpftrace, cached_probes) = match (cached, &located) {
+        // The binary is the same: so is its version. Report it where it was found this time.
+        (Some(entry), Some(path)) => (
+            Some(BpftraceInfo {
+                path: path.clone(),
+                ..entry.bpftrace
+            }),
+            entry.probes,
+        ),
+        _ => (located.as_deref().and_then(bpftrace_info), None),
+    };
+    let save = |info: &BpftraceInfo, probes: Option<&BTreeMap<ProbeType, Support>>| {
+        if let Some((file, key)) = &store {
+            // Never replace measured results with an entry that has none.
+            if probes.is_none() && read_cache(file, key).is_some() {
+                return;
+            }
+            let _ = write_cache(
+                file,
+                &CacheEntry {
+                    key: key.clone(),
+                    bpftrace: info.clone(),
+                    probes: probes.cloned(),
+                },
+            );
+        }
+    };
     let probes = match &bpftrace {
         None => not_tested("bpftrace not found"),
-        Some(_) if !privileges.can_trace() => {
+        Some(b) if !privileges.can_trace() => {
+            if cached_probes.is_none() {
+                save(b, None);
+            }
             not_tested("no privilege to trace (needs root or CAP_BPF+CAP_PERFMON)")
         }
-        Some(b) => {
-            let key = CacheKey {
-                kernel_release: kernel_release.clone(),
-                bpftrace_version: b.version.clone(),
-                bpftrace_path: b.path.clone(),
-                tracefs: match &tracefs {
-                    TracefsState::Mounted(p) => Some(p.clone()),
-                    _ => None,
-                },
-            };
-            cached_or_detect(cache_file().as_deref(), &key, refresh, || detect(b))
-        }
+        Some(b) => match cached_probes {
+            Some(p) => p,
+            None => {
+                let p = detector(b);
+                save(b, Some(&p));
+                p
+            }
+        },
     };
     Capabilities {
         kernel_release,
@@ -1259,16 +1326,40 @@ mod tests {
         );
     }
 
-    #[test]
-    fn cache_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("sub").join("capabilities.json");
-        let key = CacheKey {
-            kernel_release: "6.18.0".into(),
-            bpftrace_version: "0.17.0".into(),
-            bpftrace_path: "/usr/bin/bpftrace".into(),
-            tracefs: Some("/sys/kernel/tracing".into()),
-        };
+    /// A fake bpftrace that appends its arguments to `log` and claims `version`. It is
+    /// run once here, retrying while another test's fork still holds the file open for
+    /// writing (ETXTBSY), so later runs cannot fail that way.
+    fn fake_bpftrace(script: &Path, log: &Path, version: &str) {
+        let body = format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\necho 'bpftrace v{version}'\n",
+            log.display()
+        );
+        std::fs::write(script, body).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        warm_up(script);
+    }
+
+    fn warm_up(script: &Path) {
+        for _ in 0..100 {
+            match Command::new(script).arg("warm-up").output() {
+                Ok(o) if o.status.success() => return,
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        panic!("{} does not run", script.display());
+    }
+
+    /// How often the fake bpftrace was asked for its version.
+    fn version_runs(log: &Path) -> usize {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == "--version")
+            .count()
+    }
+
+    fn some_probes() -> BTreeMap<ProbeType, Support> {
         let mut probes = BTreeMap::new();
         probes.insert(ProbeType::Tracepoint, Support::Works);
         probes.insert(
@@ -1283,41 +1374,157 @@ mod tests {
                 reason: "none".into(),
             },
         );
-        let mut calls = 0;
-        let first = cached_or_detect(Some(&file), &key, false, || {
-            calls += 1;
-            probes.clone()
-        });
-        assert_eq!(first, probes);
-        let second = cached_or_detect(Some(&file), &key, false, || {
-            calls += 1;
-            BTreeMap::new()
-        });
-        assert_eq!(second, probes, "second call must come from the cache");
-        assert_eq!(calls, 1);
+        probes
+    }
 
-        // refresh ignores the cache; a different key misses it.
-        cached_or_detect(Some(&file), &key, true, || {
-            calls += 1;
-            probes.clone()
-        });
-        let other = CacheKey {
-            bpftrace_version: "0.21.0".into(),
-            ..key.clone()
+    #[test]
+    fn cache_hit_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (script, log) = (dir.path().join("bpftrace"), dir.path().join("runs.log"));
+        let file = dir.path().join("cache").join("capabilities.json");
+        fake_bpftrace(&script, &log, "0.17.0");
+        let root = Privileges::from_raw(0, 0);
+        let probes = some_probes();
+        let mut detections = 0;
+        let caps = |refresh: bool, path: &Path, detections: &mut usize| {
+            capabilities_with(
+                Some(&file),
+                Some(path.to_path_buf()),
+                root,
+                refresh,
+                |b: &BpftraceInfo| {
+                    *detections += 1;
+                    assert_eq!(b.path, path);
+                    probes.clone()
+                },
+            )
         };
-        cached_or_detect(Some(&file), &other, false, || {
-            calls += 1;
-            probes.clone()
-        });
-        assert_eq!(calls, 3);
+
+        // Miss: asks bpftrace for its version, detects, writes the cache.
+        let first = caps(false, &script, &mut detections);
+        assert_eq!((version_runs(&log), detections), (1, 1));
+        assert_eq!(first.bpftrace.as_ref().unwrap().version, "0.17.0");
+        assert_eq!(first.bpftrace.as_ref().unwrap().major_minor, (0, 17));
+        assert_eq!(first.probes, probes);
+        assert!(file.exists());
+
+        // Hit: runs nothing, same answer, version included.
+        let second = caps(false, &script, &mut detections);
+        assert_eq!((version_runs(&log), detections), (1, 1), "cache not used");
+        assert_eq!(second, first);
+
+        // The same binary through a symlink is a hit, reported where it was found.
+        let link = dir.path().join("bpftrace-link");
+        std::os::unix::fs::symlink(&script, &link).unwrap();
+        let via_link = caps(false, &link, &mut detections);
+        assert_eq!((version_runs(&log), detections), (1, 1));
+        assert_eq!(via_link.bpftrace.as_ref().unwrap().path, link);
+        assert_eq!(via_link.probes, probes);
+
+        // refresh asks again and rewrites the cache.
+        caps(true, &script, &mut detections);
+        assert_eq!((version_runs(&log), detections), (2, 2));
+        caps(false, &script, &mut detections);
+        assert_eq!((version_runs(&log), detections), (2, 2));
+
+        // A new bpftrace (other size) is a miss, and its version is the new one.
+        fake_bpftrace(&script, &log, "0.21.2");
+        let upgraded = caps(false, &script, &mut detections);
+        assert_eq!((version_runs(&log), detections), (3, 3));
+        assert_eq!(upgraded.bpftrace.unwrap().major_minor, (0, 21));
+
+        // Same size, other mtime: a miss too.
+        let earlier = std::time::SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&script)
+            .unwrap()
+            .set_modified(earlier)
+            .unwrap();
+        warm_up(&script);
+        caps(false, &script, &mut detections);
+        assert_eq!((version_runs(&log), detections), (4, 4));
+        caps(false, &script, &mut detections);
+        assert_eq!((version_runs(&log), detections), (4, 4));
 
         // A corrupt cache is a miss, not an error.
         std::fs::write(&file, "{not json").unwrap();
-        cached_or_detect(Some(&file), &key, false, || {
-            calls += 1;
-            probes.clone()
-        });
-        assert_eq!(calls, 4);
+        caps(false, &script, &mut detections);
+        assert_eq!((version_runs(&log), detections), (5, 5));
+
+        // A cache written by the old format (no bpftrace info) is a miss too.
+        std::fs::write(
+            &file,
+            r#"{"key":{"kernel_release":"x","bpftrace_version":"0.17.0",
+               "bpftrace_path":"/usr/bin/bpftrace","tracefs":null},"probes":{}}"#,
+        )
+        .unwrap();
+        caps(false, &script, &mut detections);
+        assert_eq!((version_runs(&log), detections), (6, 6));
+    }
+
+    #[test]
+    fn cache_without_privileges_keeps_the_version_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (script, log) = (dir.path().join("bpftrace"), dir.path().join("runs.log"));
+        let file = dir.path().join("capabilities.json");
+        fake_bpftrace(&script, &log, "0.17.0");
+        let user = Privileges::from_raw(1000, 0);
+        let root = Privileges::from_raw(0, 0);
+        let mut detections = 0;
+        let caps = |privileges: Privileges, refresh: bool, detections: &mut usize| {
+            capabilities_with(
+                Some(&file),
+                Some(script.clone()),
+                privileges,
+                refresh,
+                |_: &BpftraceInfo| {
+                    *detections += 1;
+                    some_probes()
+                },
+            )
+        };
+        let first = caps(user, false, &mut detections);
+        assert_eq!((version_runs(&log), detections), (1, 0));
+        assert_eq!(first.bpftrace.as_ref().unwrap().version, "0.17.0");
+        assert!(first
+            .probes
+            .values()
+            .all(|s| matches!(s, Support::NotTested { reason } if reason.contains("privilege"))));
+        let second = caps(user, false, &mut detections);
+        assert_eq!((version_runs(&log), detections), (1, 0), "cache not used");
+        assert_eq!(second, first);
+
+        // With privileges the version comes from the cache, the probes are detected once.
+        let as_root = caps(root, false, &mut detections);
+        assert_eq!((version_runs(&log), detections), (1, 1));
+        assert_eq!(as_root.probes, some_probes());
+        // A refresh without privileges does not throw the measured results away.
+        caps(user, true, &mut detections);
+        assert_eq!((version_runs(&log), detections), (2, 1));
+        let again = caps(root, false, &mut detections);
+        assert_eq!((version_runs(&log), detections), (2, 1));
+        assert_eq!(again.probes, some_probes());
+    }
+
+    #[test]
+    fn missing_bpftrace_is_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("capabilities.json");
+        for located in [None, Some(dir.path().join("no-such-bpftrace"))] {
+            let caps = capabilities_with(
+                Some(&file),
+                located,
+                Privileges::from_raw(0, 0),
+                false,
+                |_: &BpftraceInfo| panic!("nothing to detect with"),
+            );
+            assert_eq!(caps.bpftrace, None);
+            assert!(caps.probes.values().all(
+                |s| matches!(s, Support::NotTested { reason } if reason == "bpftrace not found")
+            ));
+        }
+        assert!(!file.exists());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -142,6 +142,9 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
+    /// Every source, in the order they are reported.
+    pub const ALL: [SourceKind; 3] = [SourceKind::Tracefs, SourceKind::Kallsyms, SourceKind::Btf];
+
     /// What is missing without this source, for messages.
     pub fn what_is_missing(&self) -> &'static str {
         match self {
@@ -227,25 +230,39 @@ pub struct CatalogCounts {
 }
 
 /// What the kernel offers for tracing. Cheap to share: `Send + Sync`, all methods take `&self`.
+///
+/// Each source is read on first use, at most once: tracefs `available_events` (~1 ms) by
+/// tracepoint and raw tracepoint queries, kallsyms (~45-90 ms: the kernel formats it anew on
+/// every read) by kprobe queries, BTF (~3-10 ms) by kfunc queries and [`Catalog::btf_types`].
+/// Queries over several providers (a bare `*openat*`), [`Catalog::counts`] and
+/// [`Catalog::unavailable_sources`] read everything. [`Catalog::preload`] reads every source
+/// now, in parallel; [`Catalog::loaded_sources`] tells which have been read.
 #[derive(Debug)]
 pub struct Catalog {
     paths: CatalogPaths,
-    /// "category:event".
-    tracepoints: NameSet,
-    /// "event" (raw tracepoints are named without category).
-    raw_tracepoints: NameSet,
+    tracefs: OnceLock<Result<TracefsNames, SourceProblem>>,
     /// kallsyms text symbols.
-    ksyms: NameSet,
-    btf: Option<BtfIndex>,
+    ksyms: OnceLock<Result<NameSet, SourceProblem>>,
+    btf: OnceLock<Result<BtfIndex, SourceProblem>>,
+    /// Filled by [`Catalog::unavailable_sources`], after every source was read.
+    problems: OnceLock<Vec<SourceProblem>>,
     empty: NameSet,
     software: NameSet,
     hardware: NameSet,
     profile: NameSet,
     interval: NameSet,
     begin_end: NameSet,
-    problems: Vec<SourceProblem>,
     fields_cache: Mutex<HashMap<String, Option<ProbeFields>>>,
     elf_cache: Mutex<HashMap<PathBuf, (FileStamp, Arc<ElfProbes>)>>,
+}
+
+/// Names from `available_events`.
+#[derive(Debug)]
+struct TracefsNames {
+    /// "category:event".
+    tracepoints: NameSet,
+    /// "event" (raw tracepoints are named without category).
+    raw_tracepoints: NameSet,
 }
 
 /// Identifies one version of a file, so cached ELF listings notice rebuilt binaries.
@@ -394,134 +411,241 @@ fn split_target(rest: &str) -> (&str, Option<&str>) {
     }
 }
 
-impl Catalog {
-    /// Loads tracepoint names (`available_events`), kernel text symbols (kallsyms) and BTF
-    /// function names. BTF (~6-10 ms) is indexed on a second thread while kallsyms is read,
-    /// which costs ~45 ms because the kernel formats it anew on every read.
-    /// Tracepoint fields are read lazily per event and cached. Missing sources are not fatal:
-    /// they are listed by [`Catalog::unavailable_sources`]. Fails only when none of the three
-    /// sources could be read.
-    pub fn load(paths: &CatalogPaths) -> Result<Catalog, CatalogError> {
-        let btf_path = paths.btf.clone();
-        let (btf, (tracepoints, ksyms)) = std::thread::scope(|s| {
-            let handle = std::thread::Builder::new()
-                .name("kgent-btf".into())
-                .spawn_scoped(s, || BtfIndex::load(&btf_path));
-            let rest = (Self::load_tracepoints(paths), Self::load_kallsyms(paths));
-            let btf = match handle {
-                Ok(h) => h.join().unwrap_or_else(|_| {
-                    Err(CatalogError::Btf {
-                        path: btf_path.clone(),
-                        reason: "BTF loader thread panicked".into(),
-                    })
-                }),
-                // No thread to be had: do it here.
-                Err(_) => BtfIndex::load(&btf_path),
-            };
-            (btf, rest)
-        });
-
-        let mut problems = Vec::new();
-        let tracepoints = tracepoints.unwrap_or_else(|p| {
-            problems.push(p);
-            NameSet::default()
-        });
-        let ksyms = ksyms.unwrap_or_else(|p| {
-            problems.push(p);
-            NameSet::default()
-        });
-        let btf = match btf {
-            Ok(b) => Some(b),
-            Err(e) => {
-                let reason = match e {
-                    CatalogError::Io { source, .. }
-                        if source.kind() == std::io::ErrorKind::NotFound =>
-                    {
-                        "no BTF file (kernel built without CONFIG_DEBUG_INFO_BTF?)".to_string()
-                    }
-                    CatalogError::Io { source, .. } => source.to_string(),
-                    CatalogError::Btf { reason, .. } => reason,
-                    other => other.to_string(),
-                };
-                problems.push(SourceProblem {
-                    source: SourceKind::Btf,
-                    path: paths.btf.clone(),
-                    reason,
-                });
-                None
-            }
-        };
-        if problems.len() == 3 {
-            let all: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-            return Err(CatalogError::NoSources(all.join("; ")));
+/// A source file that could not be opened or read, with a fix where there is an obvious one.
+fn io_problem(
+    kind: SourceKind,
+    paths: &CatalogPaths,
+    path: PathBuf,
+    e: &std::io::Error,
+) -> SourceProblem {
+    use std::io::ErrorKind;
+    let reason = match (kind, e.kind()) {
+        (SourceKind::Tracefs, ErrorKind::NotFound) => format!(
+            "tracefs is not mounted at {} (fix: mount -t tracefs nodev {})",
+            paths.tracefs.display(),
+            paths.tracefs.display()
+        ),
+        (SourceKind::Tracefs, ErrorKind::PermissionDenied) => {
+            format!("{e} (tracefs is readable by root only: run as root)")
         }
-        let raw_tracepoints = NameSet::from_names(
-            tracepoints
-                .iter()
-                .filter_map(|tp| tp.split_once(':').map(|(_, e)| e)),
-        );
-        Ok(Catalog {
+        (SourceKind::Btf, ErrorKind::NotFound) => {
+            "no BTF file (kernel built without CONFIG_DEBUG_INFO_BTF?)".to_string()
+        }
+        _ => e.to_string(),
+    };
+    SourceProblem {
+        source: kind,
+        path,
+        reason,
+    }
+}
+
+fn load_tracepoints(paths: &CatalogPaths) -> Result<TracefsNames, SourceProblem> {
+    let path = paths.tracefs.join("available_events");
+    let text =
+        read_text(&path).map_err(|e| io_problem(SourceKind::Tracefs, paths, path.clone(), &e))?;
+    let tracepoints = NameSet::from_names(tracefs::parse_available_events(&text));
+    if tracepoints.len() == 0 {
+        return Err(SourceProblem {
+            source: SourceKind::Tracefs,
+            path,
+            reason: "no tracepoints listed".into(),
+        });
+    }
+    let raw_tracepoints = NameSet::from_names(
+        tracepoints
+            .iter()
+            .filter_map(|tp| tp.split_once(':').map(|(_, e)| e)),
+    );
+    Ok(TracefsNames {
+        tracepoints,
+        raw_tracepoints,
+    })
+}
+
+fn load_kallsyms(paths: &CatalogPaths) -> Result<NameSet, SourceProblem> {
+    let path = &paths.kallsyms;
+    let text =
+        read_text(path).map_err(|e| io_problem(SourceKind::Kallsyms, paths, path.clone(), &e))?;
+    let set = parse_kallsyms(&text);
+    if set.len() == 0 {
+        return Err(SourceProblem {
+            source: SourceKind::Kallsyms,
+            path: path.clone(),
+            reason: "no text symbols listed".into(),
+        });
+    }
+    Ok(set)
+}
+
+fn load_btf(paths: &CatalogPaths) -> Result<BtfIndex, SourceProblem> {
+    BtfIndex::load(&paths.btf).map_err(|e| match e {
+        CatalogError::Io { path, source } => io_problem(SourceKind::Btf, paths, path, &source),
+        CatalogError::Btf { path, reason } => SourceProblem {
+            source: SourceKind::Btf,
+            path,
+            reason,
+        },
+        other => SourceProblem {
+            source: SourceKind::Btf,
+            path: paths.btf.clone(),
+            reason: other.to_string(),
+        },
+    })
+}
+
+impl Catalog {
+    /// Prepares a catalog of the kernel described at `paths`, reading nothing yet: each source
+    /// is read on its first use (see [`Catalog`]). Only opens the three source files (tens of
+    /// microseconds), so that a source that cannot even be opened (tracefs not mounted, no BTF,
+    /// not root) is known as unavailable from the start. Missing sources are not fatal: they
+    /// are listed by [`Catalog::unavailable_sources`], and answers that need them come back
+    /// empty with a warning. Fails only when none of the three sources can be opened; a source
+    /// that opens but turns out unusable when read (empty, malformed) is reported then, so
+    /// use [`Catalog::load_all`] to fail as well when all three are unusable.
+    /// Tracepoint fields are read per event on first use and cached.
+    pub fn load(paths: &CatalogPaths) -> Result<Catalog, CatalogError> {
+        let cat = Catalog {
             paths: paths.clone(),
-            tracepoints,
-            raw_tracepoints,
-            ksyms,
-            btf,
+            tracefs: OnceLock::new(),
+            ksyms: OnceLock::new(),
+            btf: OnceLock::new(),
+            problems: OnceLock::new(),
             empty: NameSet::default(),
             software: static_set(SOFTWARE),
             hardware: static_set(HARDWARE),
             profile: NameSet::from_names(PROFILE_UNITS.iter().copied()),
             interval: NameSet::from_names(INTERVAL_UNITS.iter().copied()),
             begin_end: NameSet::from_names([""]),
-            problems,
             fields_cache: Mutex::new(HashMap::new()),
             elf_cache: Mutex::new(HashMap::new()),
-        })
-    }
-
-    fn load_tracepoints(paths: &CatalogPaths) -> Result<NameSet, SourceProblem> {
-        let path = paths.tracefs.join("available_events");
-        let problem = |reason: String| SourceProblem {
-            source: SourceKind::Tracefs,
-            path: path.clone(),
-            reason,
         };
-        match read_text(&path) {
-            Ok(text) => {
-                let set = NameSet::from_names(tracefs::parse_available_events(&text));
-                if set.len() == 0 {
-                    return Err(problem("no tracepoints listed".into()));
+        let mut unopenable = Vec::new();
+        for kind in SourceKind::ALL {
+            let path = cat.source_path(kind);
+            if let Err(e) = std::fs::File::open(&path) {
+                let problem = io_problem(kind, paths, path, &e);
+                unopenable.push(problem.to_string());
+                match kind {
+                    SourceKind::Tracefs => {
+                        let _ = cat.tracefs.set(Err(problem));
+                    }
+                    SourceKind::Kallsyms => {
+                        let _ = cat.ksyms.set(Err(problem));
+                    }
+                    SourceKind::Btf => {
+                        let _ = cat.btf.set(Err(problem));
+                    }
                 }
-                Ok(set)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(problem(format!(
-                "tracefs is not mounted at {} (fix: mount -t tracefs nodev {})",
-                paths.tracefs.display(),
-                paths.tracefs.display()
-            ))),
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(problem(format!(
-                "{e} (tracefs is readable by root only: run as root)"
-            ))),
-            Err(e) => Err(problem(e.to_string())),
+        }
+        if unopenable.len() == SourceKind::ALL.len() {
+            return Err(CatalogError::NoSources(unopenable.join("; ")));
+        }
+        Ok(cat)
+    }
+
+    /// [`Catalog::load`], then reads every source at once ([`Catalog::preload`]): the eager
+    /// loading of old, for long-lived users that would rather pay up front (~50-100 ms, mostly
+    /// kallsyms). Fails when none of the three sources could be read.
+    pub fn load_all(paths: &CatalogPaths) -> Result<Catalog, CatalogError> {
+        let cat = Catalog::load(paths)?;
+        let problems = cat.unavailable_sources();
+        if problems.len() == SourceKind::ALL.len() {
+            let all: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            return Err(CatalogError::NoSources(all.join("; ")));
+        }
+        Ok(cat)
+    }
+
+    /// Reads every source not read yet: BTF on a second thread while tracefs and kallsyms are
+    /// read on this one. Returns when all are loaded (or known unavailable); sources already
+    /// loaded are not read again, and concurrent queries wait for the source they need rather
+    /// than reading it twice. Meant for a background thread of a long-lived process.
+    pub fn preload(&self) {
+        std::thread::scope(|s| {
+            let handle = if self.btf.get().is_none() {
+                std::thread::Builder::new()
+                    .name("kgent-btf".into())
+                    .spawn_scoped(s, || {
+                        self.btf_funcs();
+                    })
+                    .ok()
+            } else {
+                None
+            };
+            self.tracefs_names();
+            self.kernel_symbols();
+            if let Some(h) = handle {
+                if h.join().is_err() {
+                    // Record the panic as the problem; a second attempt would only panic again.
+                    let _ = self.btf.set(Err(SourceProblem {
+                        source: SourceKind::Btf,
+                        path: self.paths.btf.clone(),
+                        reason: "BTF loader thread panicked".into(),
+                    }));
+                }
+            }
+            // No thread to be had, or it panicked before setting anything: do it here.
+            self.btf_funcs();
+        });
+    }
+
+    /// The sources read so far (successfully or not), including those that could not even be
+    /// opened by [`Catalog::load`], in the order tracefs, kallsyms, BTF. Reads nothing.
+    pub fn loaded_sources(&self) -> Vec<SourceKind> {
+        SourceKind::ALL
+            .into_iter()
+            .filter(|k| match k {
+                SourceKind::Tracefs => self.tracefs.get().is_some(),
+                SourceKind::Kallsyms => self.ksyms.get().is_some(),
+                SourceKind::Btf => self.btf.get().is_some(),
+            })
+            .collect()
+    }
+
+    /// The file a source is read from.
+    fn source_path(&self, kind: SourceKind) -> PathBuf {
+        match kind {
+            SourceKind::Tracefs => self.paths.tracefs.join("available_events"),
+            SourceKind::Kallsyms => self.paths.kallsyms.clone(),
+            SourceKind::Btf => self.paths.btf.clone(),
         }
     }
 
-    fn load_kallsyms(paths: &CatalogPaths) -> Result<NameSet, SourceProblem> {
-        let problem = |reason: String| SourceProblem {
-            source: SourceKind::Kallsyms,
-            path: paths.kallsyms.clone(),
-            reason,
-        };
-        let text = read_text(&paths.kallsyms).map_err(|e| problem(e.to_string()))?;
-        let set = parse_kallsyms(&text);
-        if set.len() == 0 {
-            return Err(problem("no text symbols listed".into()));
-        }
-        Ok(set)
+    /// Tracepoint names, read on first use; `None` when tracefs is unavailable.
+    fn tracefs_names(&self) -> Option<&TracefsNames> {
+        self.tracefs
+            .get_or_init(|| load_tracepoints(&self.paths))
+            .as_ref()
+            .ok()
     }
 
-    /// Sources that could not be read, and why (e.g. tracefs not mounted).
+    /// Kernel text symbols, read on first use; empty when kallsyms is unavailable.
+    fn kernel_symbols(&self) -> &NameSet {
+        self.ksyms
+            .get_or_init(|| load_kallsyms(&self.paths))
+            .as_ref()
+            .unwrap_or(&self.empty)
+    }
+
+    /// Kernel BTF, read on first use; `None` when unavailable.
+    fn btf_index(&self) -> Option<&BtfIndex> {
+        self.btf.get_or_init(|| load_btf(&self.paths)).as_ref().ok()
+    }
+
+    /// Sources that could not be read, and why (e.g. tracefs not mounted), in the order
+    /// tracefs, kallsyms, BTF. Reads every source not read yet (as [`Catalog::preload`]):
+    /// only reading a source tells whether it is usable. Answers that needed a missing source
+    /// also carry its problem as a warning ([`SearchResult::warnings`]), without this.
     pub fn unavailable_sources(&self) -> &[SourceProblem] {
-        &self.problems
+        self.problems.get_or_init(|| {
+            self.preload();
+            SourceKind::ALL
+                .into_iter()
+                .filter_map(|k| self.problem_for(k).cloned())
+                .collect()
+        })
     }
 
     /// Where this catalog was read from.
@@ -529,34 +653,59 @@ impl Catalog {
         &self.paths
     }
 
-    /// The kernel's BTF types (structs, typedefs, function signatures), when BTF was read.
+    /// The kernel's BTF types (structs, typedefs, function signatures), when BTF could be read.
+    /// Reads BTF on first use (~3-10 ms).
     pub fn btf_types(&self) -> Option<&BtfTypes> {
-        self.btf.as_ref().map(|b| &b.types)
+        self.btf_index().map(|b| &b.types)
     }
 
-    /// How many names each source contributed.
+    /// How many names each source contributed. Reads every source not read yet.
     pub fn counts(&self) -> CatalogCounts {
+        self.preload();
         CatalogCounts {
-            tracepoints: self.tracepoints.len(),
-            kernel_symbols: self.ksyms.len(),
-            btf_functions: self.btf.as_ref().map_or(0, |b| b.funcs.len()),
+            tracepoints: self.tracefs_names().map_or(0, |t| t.tracepoints.len()),
+            kernel_symbols: self.kernel_symbols().len(),
+            btf_functions: self.btf_index().map_or(0, |b| b.funcs().len()),
         }
     }
 
+    /// Why a source is unavailable, reading it first if needed; `None` when it is usable.
     fn problem_for(&self, kind: SourceKind) -> Option<&SourceProblem> {
-        self.problems.iter().find(|p| p.source == kind)
+        match kind {
+            SourceKind::Tracefs => {
+                self.tracefs_names();
+                self.tracefs.get()?.as_ref().err()
+            }
+            SourceKind::Kallsyms => {
+                self.kernel_symbols();
+                self.ksyms.get()?.as_ref().err()
+            }
+            SourceKind::Btf => {
+                self.btf_index();
+                self.btf.get()?.as_ref().err()
+            }
+        }
     }
 
+    /// Kernel function names from BTF (reading BTF and indexing them on first use).
     fn btf_funcs(&self) -> &NameSet {
-        self.btf.as_ref().map_or(&self.empty, |b| &b.funcs)
+        self.btf_index().map_or(&self.empty, |b| b.funcs())
     }
 
     /// The kernel-wide name group of a probe type (`None` for uprobe/usdt, which need a file).
+    /// Reads the source behind it on first use.
     fn kernel_group(&self, pt: ProbeType) -> Option<Group<'_>> {
         let (names, suffix) = match pt {
-            ProbeType::Tracepoint => (&self.tracepoints, ""),
-            ProbeType::Rawtracepoint => (&self.raw_tracepoints, ""),
-            ProbeType::Kprobe | ProbeType::Kretprobe => (&self.ksyms, ""),
+            ProbeType::Tracepoint => (
+                self.tracefs_names().map_or(&self.empty, |t| &t.tracepoints),
+                "",
+            ),
+            ProbeType::Rawtracepoint => (
+                self.tracefs_names()
+                    .map_or(&self.empty, |t| &t.raw_tracepoints),
+                "",
+            ),
+            ProbeType::Kprobe | ProbeType::Kretprobe => (self.kernel_symbols(), ""),
             ProbeType::Kfunc | ProbeType::Kretfunc => (self.btf_funcs(), ""),
             ProbeType::Software => (&self.software, ":"),
             ProbeType::Hardware => (&self.hardware, ":"),
@@ -578,7 +727,7 @@ impl Catalog {
         })
     }
 
-    /// A warning when the source behind `pt` could not be read.
+    /// A warning when the source behind `pt` could not be read (reading it if needed).
     fn source_warning(&self, pt: ProbeType) -> Option<String> {
         let kind = match pt {
             ProbeType::Tracepoint | ProbeType::Rawtracepoint => SourceKind::Tracefs,
@@ -648,6 +797,11 @@ impl Catalog {
             }
             ProbeType::from_provider(p).map(|pt| (pt, rest))
         });
+        if let Some((ProbeType::Tracepoint, rest)) = known {
+            if let Some(r) = self.exact_tracepoint(rest, limit) {
+                return r;
+            }
+        }
         let mut unknown_provider = None;
         match known {
             None => {
@@ -663,6 +817,8 @@ impl Catalog {
                         (format!("*{pattern}{tail}"), BARE_PROVIDERS)
                     }
                 };
+                // Every kernel source is needed: read those not read yet in parallel.
+                self.preload();
                 groups.extend(types.iter().filter_map(|pt| self.kernel_group(*pt)));
                 matcher = Matcher::new(&full, true);
                 for pt in [ProbeType::Tracepoint, ProbeType::Kprobe, ProbeType::Kfunc] {
@@ -845,8 +1001,7 @@ impl Catalog {
                 ret: None,
             }),
             ProbeType::Kfunc | ProbeType::Kretfunc | ProbeType::Kprobe | ProbeType::Kretprobe => {
-                self.btf
-                    .as_ref()
+                self.btf_index()
                     .and_then(|b| b.signature(rest))
                     .map(|(fields, ret)| ProbeFields {
                         probe: key.clone(),
@@ -860,22 +1015,54 @@ impl Catalog {
         value
     }
 
-    fn tracepoint_fields(&self, rest: &str) -> Option<Vec<Field>> {
+    /// The `format` file of tracepoint `category:event`; `None` for names that are not a
+    /// plain category and event.
+    fn format_path(&self, rest: &str) -> Option<PathBuf> {
         let (cat, event) = rest.split_once(':')?;
         let safe =
             |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\0', ':']);
         if !safe(cat) || !safe(event) {
             return None;
         }
-        let path = self
-            .paths
-            .tracefs
-            .join("events")
-            .join(cat)
-            .join(event)
-            .join("format");
-        let text = read_text(&path).ok()?;
+        Some(
+            self.paths
+                .tracefs
+                .join("events")
+                .join(cat)
+                .join(event)
+                .join("format"),
+        )
+    }
+
+    fn tracepoint_fields(&self, rest: &str) -> Option<Vec<Field>> {
+        let text = read_text(&self.format_path(rest)?).ok()?;
         Some(tracefs::parse_format(&text))
+    }
+
+    /// The answer to a search for one exact tracepoint (`tracepoint:sched:sched_switch`)
+    /// while `available_events` is not loaded yet: its `format` file exists, so it is
+    /// listed. Every event directory with a `format` file is listed in `available_events`
+    /// except the ftrace-internal ones (`ftrace:function`...), which are left to the full
+    /// list, as is everything this cannot confirm. Saves reading and indexing
+    /// `available_events` (~1.4 ms) when checking a program that names its tracepoints.
+    fn exact_tracepoint(&self, rest: &str, limit: usize) -> Option<SearchResult> {
+        if self.tracefs.get().is_some() || has_wildcard(rest) || rest.starts_with("ftrace:") {
+            return None;
+        }
+        let is_file = std::fs::metadata(self.format_path(rest)?).is_ok_and(|m| m.is_file());
+        if !is_file {
+            return None;
+        }
+        let names = if limit == 0 {
+            Vec::new()
+        } else {
+            vec![format!("{}:{rest}", ProbeType::Tracepoint.name())]
+        };
+        Some(SearchResult {
+            names,
+            total_matches: 1,
+            warnings: Vec::new(),
+        })
     }
 }
 

@@ -530,3 +530,267 @@ fn malformed_btf_is_a_problem_not_a_panic() {
         }
     }
 }
+
+#[test]
+fn load_reads_nothing_and_each_query_reads_only_its_source() {
+    let (_dir, cat) = fixture_with_btf(&tiny_btf());
+    assert_eq!(cat.loaded_sources(), [], "load must read nothing");
+
+    // Tracepoint fields come from the event's format file alone.
+    let f = cat.fields("tracepoint:syscalls:sys_enter_openat").unwrap();
+    assert!(f.fields.iter().any(|f| f.name == "filename"));
+    assert_eq!(cat.loaded_sources(), []);
+
+    // One exact tracepoint is confirmed by its format file alone.
+    let r = cat.search("t:syscalls:sys_enter_openat", 10);
+    assert_eq!(r.names, ["tracepoint:syscalls:sys_enter_openat"]);
+    assert_eq!(cat.loaded_sources(), []);
+
+    // Tracepoint names, completion and static providers need tracefs only.
+    let r = cat.search("t:syscalls:sys_enter_open*", 10);
+    assert_eq!(r.total_matches, 2);
+    assert_eq!(
+        cat.complete("t:sched:sched_sw", 10),
+        ["t:sched:sched_switch"]
+    );
+    assert_eq!(
+        cat.search("rawtracepoint:sched_switch", 10).total_matches,
+        1
+    );
+    assert_eq!(cat.search("software:*", 100).total_matches, 14);
+    assert_eq!(cat.search("hardware:cpu-cycles:1000", 100).total_matches, 1);
+    assert_eq!(cat.complete("tra", 10), ["tracepoint:"]);
+    assert_eq!(cat.complete("BE", 10), ["BEGIN"]);
+    assert_eq!(cat.loaded_sources(), [SourceKind::Tracefs]);
+
+    // kprobe names read kallsyms, and nothing else.
+    assert!(cat.search("kprobe:vfs_r*", 10).total_matches > 0);
+    assert_eq!(
+        cat.loaded_sources(),
+        [SourceKind::Tracefs, SourceKind::Kallsyms]
+    );
+
+    // Types read BTF.
+    assert!(cat.btf_types().is_some());
+    assert_eq!(cat.loaded_sources(), SourceKind::ALL);
+    assert!(cat.unavailable_sources().is_empty());
+}
+
+#[test]
+fn kernel_function_queries_read_btf_only() {
+    let (_dir, cat) = fixture_with_btf(&tiny_btf());
+    assert_eq!(cat.fields("kfunc:vfs_read").unwrap().fields.len(), 4);
+    assert_eq!(cat.loaded_sources(), [SourceKind::Btf]);
+    assert_eq!(cat.complete("f:vfs", 10), ["f:vfs_read"]);
+    assert_eq!(cat.loaded_sources(), [SourceKind::Btf]);
+    // BTF signatures serve kprobes too, without kallsyms.
+    assert!(cat.fields("kprobe:vfs_read").is_some());
+    assert_eq!(cat.loaded_sources(), [SourceKind::Btf]);
+}
+
+#[test]
+fn whole_catalog_queries_read_everything() {
+    type Query = fn(&Catalog);
+    let queries: [(&str, Query); 4] = [
+        ("bare search", |c| {
+            c.search("*nanosleep*", 10);
+        }),
+        ("counts", |c| {
+            c.counts();
+        }),
+        ("unavailable_sources", |c| {
+            c.unavailable_sources();
+        }),
+        ("preload", Catalog::preload),
+    ];
+    for (what, query) in queries {
+        let (_dir, cat) = fixture_with_btf(&tiny_btf());
+        query(&cat);
+        assert_eq!(cat.loaded_sources(), SourceKind::ALL, "{what}");
+    }
+    let paths = CatalogPaths {
+        btf: PathBuf::from("/nonexistent/vmlinux"),
+        ..CatalogPaths::from_dir(fixture_dir())
+    };
+    let cat = Catalog::load_all(&paths).unwrap();
+    assert_eq!(cat.loaded_sources(), SourceKind::ALL);
+    assert_eq!(cat.counts().kernel_symbols, 192);
+}
+
+#[test]
+fn unopenable_sources_are_known_at_load() {
+    // The fixture has no vmlinux: BTF is known to be missing without reading anything.
+    let cat = fixture();
+    assert_eq!(cat.loaded_sources(), [SourceKind::Btf]);
+    assert_eq!(cat.search("kfunc:*", 10).total_matches, 0);
+    assert_eq!(cat.loaded_sources(), [SourceKind::Btf]);
+}
+
+/// A fixture copy whose kallsyms and BTF are files given here, for sources that fail only
+/// when read.
+fn fixture_with(kallsyms: &[u8], btf: &[u8]) -> (tempfile::TempDir, CatalogPaths) {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = CatalogPaths {
+        tracefs: fixture_dir(),
+        kallsyms: dir.path().join("kallsyms"),
+        btf: dir.path().join("vmlinux"),
+    };
+    std::fs::write(&paths.kallsyms, kallsyms).unwrap();
+    std::fs::write(&paths.btf, btf).unwrap();
+    (dir, paths)
+}
+
+#[test]
+fn sources_failing_when_read_degrade_as_at_load() {
+    // kallsyms without text symbols, BTF that is not BTF: both open, both fail when read.
+    let (_dir, paths) = fixture_with(b"0000 D jiffies\n", b"not btf");
+    let lazy = Catalog::load(&paths).unwrap();
+    assert_eq!(lazy.loaded_sources(), []);
+    let eager = Catalog::load_all(&paths).unwrap();
+    for pattern in [
+        "kprobe:vfs_*",
+        "kfunc:*",
+        "*open*",
+        "t:syscalls:sys_enter_open*",
+    ] {
+        let fresh = Catalog::load(&paths).unwrap();
+        let r = fresh.search(pattern, 100);
+        assert_eq!(r, eager.search(pattern, 100), "{pattern}");
+        assert_eq!(r, lazy.search(pattern, 100), "{pattern}");
+    }
+    let r = lazy.search("kprobe:vfs_*", 10);
+    assert_eq!(r.total_matches, 0);
+    assert_eq!(r.warnings.len(), 1, "{r:?}");
+    assert!(r.warnings[0].contains("no text symbols listed"), "{r:?}");
+    assert!(lazy.search("kfunc:*", 10).warnings[0].contains("kfunc names"));
+    assert_eq!(lazy.fields("kfunc:vfs_read"), None);
+    assert!(lazy.btf_types().is_none());
+    assert_eq!(lazy.unavailable_sources(), eager.unavailable_sources());
+    let kinds: Vec<SourceKind> = lazy
+        .unavailable_sources()
+        .iter()
+        .map(|p| p.source)
+        .collect();
+    assert_eq!(kinds, [SourceKind::Kallsyms, SourceKind::Btf]);
+    assert_eq!(lazy.counts(), eager.counts());
+}
+
+#[test]
+fn a_source_removed_after_load_is_a_problem_when_used() {
+    let (_dir, paths) = fixture_with(b"0 T vfs_read\n", &tiny_btf());
+    let cat = Catalog::load(&paths).unwrap();
+    std::fs::remove_file(&paths.kallsyms).unwrap();
+    let r = cat.search("kprobe:*", 10);
+    assert_eq!(r.total_matches, 0);
+    assert!(
+        r.warnings[0].contains("kprobe function names unavailable"),
+        "{r:?}"
+    );
+    let p = cat.unavailable_sources();
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].source, SourceKind::Kallsyms);
+    // Loading is not retried: the answer stays the same.
+    std::fs::write(&paths.kallsyms, "0 T vfs_read\n").unwrap();
+    assert_eq!(cat.search("kprobe:*", 10), r);
+}
+
+#[test]
+fn all_sources_unusable() {
+    // Nothing opens: `load` fails at once.
+    let err = Catalog::load(&CatalogPaths::from_dir("/nonexistent/kgent")).unwrap_err();
+    assert!(matches!(err, CatalogError::NoSources(_)), "{err}");
+    // Everything opens but nothing is usable: `load` finds out on use, `load_all` at once.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("available_events"), "").unwrap();
+    std::fs::write(dir.path().join("kallsyms"), "").unwrap();
+    std::fs::write(dir.path().join("vmlinux"), "").unwrap();
+    let paths = CatalogPaths::from_dir(dir.path());
+    let cat = Catalog::load(&paths).unwrap();
+    assert_eq!(cat.unavailable_sources().len(), 3);
+    let err = Catalog::load_all(&paths).unwrap_err();
+    assert!(matches!(err, CatalogError::NoSources(_)), "{err}");
+    assert!(err.to_string().contains("no tracepoints listed"), "{err}");
+}
+
+#[test]
+fn concurrent_first_use_loads_once_and_agrees() {
+    let (_dir, cat) = fixture_with_btf(&tiny_btf());
+    let cat = std::sync::Arc::new(cat);
+    let expected = (
+        cat_search_counts(&Catalog::load_all(cat.paths()).unwrap()),
+        3usize,
+    );
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let cat = std::sync::Arc::clone(&cat);
+            std::thread::spawn(move || {
+                if i % 2 == 0 {
+                    cat.preload();
+                }
+                (
+                    cat_search_counts(&cat),
+                    cat.fields("kfunc:vfs_read").unwrap().fields.len() - 1,
+                )
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), expected);
+    }
+    assert_eq!(cat.loaded_sources(), SourceKind::ALL);
+}
+
+fn cat_search_counts(cat: &Catalog) -> [usize; 4] {
+    [
+        cat.search("tracepoint:*", 1000).total_matches,
+        cat.search("kprobe:*", 1000).total_matches,
+        cat.search("kfunc:*", 1000).total_matches,
+        cat.search("*", 1000).total_matches,
+    ]
+}
+
+#[test]
+fn exact_tracepoint_search_answers_as_the_full_list() {
+    let eager = Catalog::load_all(&CatalogPaths::from_dir(fixture_dir())).unwrap();
+    for (pattern, limit, reads_list) in [
+        // Has a format file: answered without the list.
+        ("tracepoint:syscalls:sys_enter_openat", 10, false),
+        ("t:sock:inet_sock_set_state", 10, false),
+        ("tracepoint:sched:sched_process_exec", 0, false),
+        // Listed, but the fixture has no format file: the list answers.
+        ("tracepoint:sched:sched_switch", 10, true),
+        // Not there at all, or not a plain name: the list answers.
+        ("tracepoint:sched:nonexistent", 10, true),
+        ("tracepoint:syscalls:sys_enter_openat:x", 10, true),
+        ("tracepoint:syscalls", 10, true),
+        ("tracepoint:../events:x", 10, true),
+    ] {
+        let cat = fixture();
+        let r = cat.search(pattern, limit);
+        assert_eq!(r, eager.search(pattern, limit), "{pattern}");
+        assert_eq!(
+            cat.loaded_sources().contains(&SourceKind::Tracefs),
+            reads_list,
+            "{pattern}"
+        );
+    }
+
+    // ftrace's own events have format files but are not listed: the list decides.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("available_events"), "sched:sched_switch\n").unwrap();
+    for event in ["ftrace/function", "sched/sched_switch"] {
+        let d = dir.path().join("events").join(event);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("format"), "name: x\n").unwrap();
+    }
+    let cat = Catalog::load(&CatalogPaths::from_dir(dir.path())).unwrap();
+    assert_eq!(
+        cat.search("tracepoint:ftrace:function", 10).total_matches,
+        0
+    );
+    assert_eq!(
+        cat.search("tracepoint:sched:sched_switch", 10)
+            .total_matches,
+        1
+    );
+}

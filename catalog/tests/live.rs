@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use kgent_catalog::{Catalog, CatalogPaths};
+use kgent_catalog::{Catalog, CatalogPaths, SourceKind};
 
 /// The live catalog, or `None` (test skipped) where tracefs is not readable.
 fn live() -> Option<Catalog> {
@@ -134,4 +134,77 @@ fn live_usdt_python() {
             format!("usdt:{py}:python:gc__start")
         ]
     );
+}
+
+#[test]
+fn live_sources_load_on_first_use() {
+    let paths = CatalogPaths::detect();
+    let readable = [
+        paths.tracefs.join("available_events"),
+        paths.kallsyms.clone(),
+        paths.btf.clone(),
+    ]
+    .iter()
+    .all(|p| std::fs::File::open(p).is_ok());
+    if !readable {
+        eprintln!("skipped: tracefs, kallsyms or BTF not readable");
+        return;
+    }
+    let cat = Catalog::load(&paths).unwrap();
+    assert_eq!(cat.loaded_sources(), []);
+    // What checking a tracepoint program asks: neither kallsyms nor BTF is read.
+    let f = cat.fields("tracepoint:syscalls:sys_enter_openat").unwrap();
+    assert!(f.fields.iter().any(|f| f.name == "filename"));
+    let exact = cat.search("tracepoint:syscalls:sys_enter_openat", 10);
+    assert_eq!(exact.names, ["tracepoint:syscalls:sys_enter_openat"]);
+    assert_eq!(cat.loaded_sources(), []);
+    let r = cat.search("t:syscalls:sys_enter_open*", 100);
+    assert!(r
+        .names
+        .contains(&"tracepoint:syscalls:sys_enter_openat".to_string()));
+    assert_eq!(cat.loaded_sources(), [SourceKind::Tracefs]);
+    assert!(cat.search("kprobe:vfs_*", 10).total_matches > 20);
+    assert_eq!(
+        cat.loaded_sources(),
+        [SourceKind::Tracefs, SourceKind::Kallsyms]
+    );
+    assert!(cat.fields("kfunc:vfs_read").is_some());
+    assert_eq!(cat.loaded_sources(), SourceKind::ALL);
+    assert!(cat.unavailable_sources().is_empty());
+}
+
+/// Every event directory with a format file, bar ftrace's own, is in `available_events`:
+/// what lets an exact tracepoint search skip reading the list.
+#[test]
+fn live_event_directories_match_available_events() {
+    let paths = CatalogPaths::detect();
+    let Ok(list) = std::fs::read_to_string(paths.tracefs.join("available_events")) else {
+        eprintln!("skipped: {} not readable", paths.tracefs.display());
+        return;
+    };
+    let mut listed: Vec<String> = list.lines().map(|l| l.trim().to_string()).collect();
+    listed.sort();
+    let mut dirs = Vec::new();
+    for cat in std::fs::read_dir(paths.tracefs.join("events"))
+        .unwrap()
+        .flatten()
+    {
+        let cat_name = cat.file_name().to_string_lossy().into_owned();
+        if cat_name == "ftrace" || !cat.path().is_dir() {
+            continue;
+        }
+        for ev in std::fs::read_dir(cat.path()).unwrap().flatten() {
+            if ev.path().join("format").is_file() {
+                dirs.push(format!("{cat_name}:{}", ev.file_name().to_string_lossy()));
+            }
+        }
+    }
+    dirs.sort();
+    assert_eq!(dirs, listed);
+    let cat = Catalog::load(&paths).unwrap();
+    for name in listed.iter().step_by(37) {
+        let r = cat.search(&format!("tracepoint:{name}"), 10);
+        assert_eq!(r.names, [format!("tracepoint:{name}")]);
+    }
+    assert_eq!(cat.loaded_sources(), []);
 }

@@ -29,7 +29,11 @@ impl Knowledge {
         let this = self.clone();
         tokio::spawn(async move {
             let _ = tokio::task::spawn_blocking(ensure_tracefs).await;
-            let _ = this.catalog().await;
+            // The kernel lives long: read every source now, so completion and %probes
+            // never wait for kallsyms or BTF. (`kgent check` stays lazy.)
+            if let Ok(catalog) = this.catalog().await {
+                let _ = tokio::task::spawn_blocking(move || catalog.preload()).await;
+            }
             this.start_caps();
         });
     }

@@ -10,6 +10,8 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+use super::blob::Blob;
+
 /// Index of a type in the table; 0 is `void`.
 pub type TypeId = u32;
 
@@ -144,6 +146,32 @@ impl Kind {
             19 => Kind::Enum64,
             _ => return None,
         })
+    }
+
+    /// The kind number of the format (`BTF_KIND_*`; 0 for `void`).
+    fn raw(self) -> u8 {
+        match self {
+            Kind::Void => 0,
+            Kind::Int => 1,
+            Kind::Ptr => 2,
+            Kind::Array => 3,
+            Kind::Struct => 4,
+            Kind::Union => 5,
+            Kind::Enum => 6,
+            Kind::Fwd => 7,
+            Kind::Typedef => 8,
+            Kind::Volatile => 9,
+            Kind::Const => 10,
+            Kind::Restrict => 11,
+            Kind::Func => 12,
+            Kind::FuncProto => 13,
+            Kind::Var => 14,
+            Kind::Datasec => 15,
+            Kind::Float => 16,
+            Kind::DeclTag => 17,
+            Kind::TypeTag => 18,
+            Kind::Enum64 => 19,
+        }
     }
 
     /// Lower-case name of the kind (`"struct"`, `"func_proto"`), as `BTF_KIND_*` spells it.
@@ -687,7 +715,7 @@ impl Type<'_> {
 
 /// Parsed BTF: types by id (1-based; 0 is `void`) and their names.
 pub struct BtfTypes {
-    blob: Vec<u8>,
+    pub(super) blob: Blob,
     big_endian: bool,
     /// Byte range of the string section within the blob.
     strings: (usize, usize),
@@ -699,6 +727,10 @@ pub struct BtfTypes {
     /// (name hash, id) of every named type, sorted; built on the first name lookup so that
     /// loading for the function list does not pay for it.
     by_name: OnceLock<Vec<(u32, TypeId)>>,
+    /// The same for the types of one kind (indexed by kind number), built on the first lookup
+    /// of that kind: finding a typedef costs ~0.3 ms for its index instead of ~5-8 ms for
+    /// the index of all names.
+    by_kind: [OnceLock<Vec<(u32, TypeId)>>; KIND_COUNT],
 }
 
 impl fmt::Debug for BtfTypes {
@@ -771,6 +803,11 @@ impl BtfTypes {
 
     /// Parses a raw BTF blob, keeping the buffer: records are decoded from it on access.
     pub fn from_vec(blob: Vec<u8>) -> Result<BtfTypes, BtfError> {
+        BtfTypes::from_blob(Blob::Owned(blob))
+    }
+
+    /// Parses a raw BTF blob held in a buffer or a mapping.
+    pub(crate) fn from_blob(blob: Blob) -> Result<BtfTypes, BtfError> {
         let b: &[u8] = &blob;
         let truncated = |what, end: usize| BtfError::Truncated {
             what,
@@ -845,6 +882,7 @@ impl BtfTypes {
             offsets,
             kinds,
             by_name: OnceLock::new(),
+            by_kind: std::array::from_fn(|_| OnceLock::new()),
         };
         btf.check_links()?;
         Ok(btf)
@@ -1052,12 +1090,47 @@ impl BtfTypes {
             .collect()
     }
 
+    /// The (name hash, id) index of the named types of one kind, built on first use (from
+    /// the index of all names when that exists already).
+    fn kind_index(&self, kind: Kind) -> &[(u32, TypeId)] {
+        let raw = kind.raw();
+        self.by_kind[usize::from(raw)].get_or_init(|| {
+            let mut index: Vec<(u32, TypeId)> = match self.by_name.get() {
+                // Already sorted.
+                Some(all) => {
+                    return all
+                        .iter()
+                        .copied()
+                        .filter(|&(_, id)| self.kinds[id as usize] == raw)
+                        .collect()
+                }
+                None => (1..self.kinds.len() as u32)
+                    .filter(|&id| self.kinds[id as usize] == raw)
+                    .filter_map(|id| {
+                        let name = self.name_of(id)?;
+                        (!name.is_empty()).then(|| (name_hash(name.as_bytes()), id))
+                    })
+                    .collect(),
+            };
+            index.sort_unstable();
+            index
+        })
+    }
+
     /// The first type of `kind` named `name` (e.g. `(Kind::Struct, "sock")`,
     /// `(Kind::Typedef, "__be16")`, `(Kind::Func, "vfs_read")`).
     pub fn find_by_name(&self, kind: Kind, name: &str) -> Option<TypeId> {
-        self.find_all_by_name(name)
-            .into_iter()
-            .find(|&id| self.kind_of(id) == Some(kind))
+        if name.is_empty() {
+            return None;
+        }
+        let hash = name_hash(name.as_bytes());
+        let index = self.kind_index(kind);
+        let from = index.partition_point(|&(h, _)| h < hash);
+        index[from..]
+            .iter()
+            .take_while(|&&(h, _)| h == hash)
+            .map(|&(_, id)| id)
+            .find(|&id| self.name_of(id) == Some(name))
     }
 
     /// Follows typedefs, qualifiers and type tags to the type they stand for
@@ -1217,6 +1290,8 @@ impl BtfTypes {
 /// TYPE_TAG as a bit set: the kinds that refer to exactly one type, so following them must end.
 const CHAIN_KINDS: u32 =
     1 << 2 | 1 << 3 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12 | 1 << 14 | 1 << 17 | 1 << 18;
+/// Kind numbers are 0 (`void`) to 19 (`ENUM64`).
+const KIND_COUNT: usize = 20;
 /// Raw kind number of `ARRAY`.
 const ARRAY_KIND: u8 = 3;
 

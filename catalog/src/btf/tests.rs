@@ -872,3 +872,60 @@ fn non_ascii_names_and_longer_headers() {
     let btf = BtfTypes::parse(&long).unwrap();
     assert_eq!(btf.name_of(s), Some("größe"));
 }
+
+/// `find_by_name` with its per-kind indexes answers as filtering `find_all_by_name` does:
+/// the first type of that kind with that name, whichever index was built first.
+#[test]
+fn per_kind_lookup_agrees_with_the_full_index() {
+    let mut b = every_kind();
+    // Same name, several kinds and duplicates within a kind.
+    let int = 1;
+    let t1 = b.reference(TYPEDEF, "dup", int);
+    b.composite(STRUCT, "dup", 4, &[("a", int, 0, 0)]);
+    b.reference(TYPEDEF, "dup", int);
+    let probe = |btf: &BtfTypes| -> Vec<Option<TypeId>> {
+        let mut out = Vec::new();
+        for kind_id in 1..btf.len() as u32 {
+            let kind = btf.kind_of(kind_id).unwrap();
+            for name in ["int", "s", "u", "e", "f", "t", "fn", "v", ".bss", "float"] {
+                out.push(btf.find_by_name(kind, name));
+            }
+            for name in ["dup", "", "missing"] {
+                out.push(btf.find_by_name(kind, name));
+            }
+        }
+        out
+    };
+    let expected = |btf: &BtfTypes| -> Vec<Option<TypeId>> {
+        let mut out = Vec::new();
+        for kind_id in 1..btf.len() as u32 {
+            let kind = btf.kind_of(kind_id).unwrap();
+            for name in ["int", "s", "u", "e", "f", "t", "fn", "v", ".bss", "float"]
+                .into_iter()
+                .chain(["dup", "", "missing"])
+            {
+                out.push(
+                    btf.find_all_by_name(name)
+                        .into_iter()
+                        .find(|&id| btf.kind_of(id) == Some(kind)),
+                );
+            }
+        }
+        out
+    };
+    // Per-kind indexes built from the types, then from the full index.
+    let lazy = b.parse();
+    let first = probe(&lazy);
+    let full = b.parse();
+    let want = expected(&full);
+    let second = probe(&full);
+    assert_eq!(first, want);
+    assert_eq!(second, want);
+    assert_eq!(lazy.find_by_name(Kind::Typedef, "dup"), Some(t1));
+    let t = lazy.find_by_name(Kind::Typedef, "t").unwrap();
+    assert_eq!(
+        (lazy.kind_of(t), lazy.name_of(t)),
+        (Some(Kind::Typedef), Some("t"))
+    );
+    assert_eq!(lazy.find_by_name(Kind::Func, "t"), None);
+}

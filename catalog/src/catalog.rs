@@ -65,23 +65,7 @@ const BARE_PROVIDERS: &[ProbeType] = &[
 ];
 
 /// Providers offered when completing a word without a colon, in the order people reach for them.
-const COMPLETION_PROVIDERS: &[ProbeType] = &[
-    ProbeType::Tracepoint,
-    ProbeType::Kprobe,
-    ProbeType::Kretprobe,
-    ProbeType::Kfunc,
-    ProbeType::Kretfunc,
-    ProbeType::Rawtracepoint,
-    ProbeType::Uprobe,
-    ProbeType::Uretprobe,
-    ProbeType::Usdt,
-    ProbeType::Profile,
-    ProbeType::Interval,
-    ProbeType::Software,
-    ProbeType::Hardware,
-    ProbeType::Begin,
-    ProbeType::End,
-];
+const COMPLETION_PROVIDERS: &[ProbeType] = &ProbeType::ALL;
 
 /// At most this many parsed ELF files are kept; completion re-reads the same one per keystroke.
 const ELF_CACHE_MAX: usize = 16;

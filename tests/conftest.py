@@ -458,3 +458,26 @@ def kernel(module_kernel: KernelSession) -> Iterable[KernelSession]:
     module_kernel.drain()
     module_kernel._iopub.clear()
     module_kernel._shell.clear()
+
+
+# ---------------------------------------------------------------------------------------
+# A scripted OpenAI-compatible LLM server (tests/llm_stub.py)
+
+from llm_stub import Script, ScriptedLLM  # noqa: E402  (appended section)
+
+
+@pytest.fixture
+def llm_stub() -> Iterable[Callable[..., ScriptedLLM]]:
+    """A factory: `llm_stub([reply("..."), rate_limited(2)])` returns a started
+    ScriptedLLM (see tests/llm_stub.py); every server it made is stopped at teardown,
+    stalled and idle connections included."""
+    servers: list[ScriptedLLM] = []
+
+    def start(scripts: Iterable[Script | str] = (), **kwargs: Any) -> ScriptedLLM:
+        server = ScriptedLLM(scripts, **kwargs).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

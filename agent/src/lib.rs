@@ -2,11 +2,13 @@
 //! failures; it knows nothing of Jupyter.
 
 pub mod builtins;
+pub mod embeddings;
 pub mod facts;
 pub mod failure;
 pub mod loadcheck;
 pub mod probe_scan;
 pub mod runner;
+pub mod setup;
 pub mod synth;
 pub mod watchdog;
 

@@ -98,6 +98,9 @@ pub async fn execute_cell(
                         })
                     }
                     LineMagic::Lsmagic => Ok(introspect::lsmagic_media()),
+                    LineMagic::Llm(args) => crate::llm_magic::run(&kernel.assistant, args).await.map_err(|e| {
+                        CellOutcome::error("UsageError", &e, vec![format!("{RED}%llm{RESET}: {e}")])
+                    }),
                     LineMagic::Help { topic } => introspect::help_media(topic.as_deref())
                         .map_err(|e| CellOutcome::error("UsageError", &e, vec![format!("{RED}UsageError{RESET}: {e}")])),
                 };
@@ -121,16 +124,22 @@ pub async fn execute_cell(
                 )],
             ),
         },
-        Cell::NaturalLanguage { .. } => CellOutcome::error(
-            "NotAvailable",
-            "natural-language cells are not available in this version",
-            vec![
-                format!("{RED}Natural-language cells are not available in this version of Kgent.{RESET}"),
-                "Write the program itself in a cell that starts with %%bpftrace; %help shows how.".to_string(),
-            ],
-        ),
+        Cell::NaturalLanguage { options, request } => {
+            crate::nl_cell::run(
+                crate::nl_cell::NlCell {
+                    kernel,
+                    parent,
+                    count,
+                    options: &options,
+                    request: &request,
+                    silent: req.silent,
+                },
+                interrupts,
+            )
+            .await
+        }
         Cell::Bpftrace { options, program, first_line } => {
-            trace_cell::run(
+            let outcome = trace_cell::run(
                 trace_cell::TraceCell {
                     kernel,
                     parent,
@@ -141,7 +150,15 @@ pub async fn execute_cell(
                     silent: req.silent,
                 },
                 interrupts,
-            ).await
+            ).await;
+            // Running a program Kgent proposed, and seeing it attach, is the approval
+            // that adds it to the person's own library.
+            if let (CellOutcome::Ok { .. }, Some(request)) =
+                (&outcome, kgent_agent::synth::trace::pinned_request(&program))
+            {
+                kernel.assistant.learn(&request, &program, "approved in a notebook".to_string());
+            }
+            outcome
         }
     }
 }

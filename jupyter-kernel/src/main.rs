@@ -1,14 +1,18 @@
 //! The `kgent` binary: the Jupyter kernel, its installer, and `kgent doctor`.
 
+mod assistant;
 mod check;
 mod coalesce;
 mod diagnostics_view;
 mod doctor;
 mod execute;
+mod highlight;
 mod history;
 mod install;
 mod introspect;
 mod knowledge;
+mod llm_magic;
+mod nl_cell;
 mod server;
 mod trace_cell;
 mod wire;

@@ -35,6 +35,8 @@ pub struct Kernel {
     shell_out: tokio::sync::Mutex<RouterSendConnection>,
     pub history: Mutex<History>,
     pub knowledge: Knowledge,
+    /// Natural-language cells: retriever, LLM choice, offered cells.
+    pub assistant: Arc<crate::assistant::Assistant>,
     /// Bumped on every interrupt; a running cell watches it.
     pub interrupt: watch::Sender<u64>,
     cell_running: AtomicBool,
@@ -120,12 +122,14 @@ pub async fn run(connection_file: &Path) -> Result<()> {
         shell_out: tokio::sync::Mutex::new(shell_out),
         history: Mutex::new(History::default()),
         knowledge: Knowledge::new(),
+        assistant: Default::default(),
         interrupt,
         cell_running: AtomicBool::new(false),
         execution_count: AtomicUsize::new(0),
         rejected_messages: AtomicU64::new(0),
     });
     kernel.knowledge.warm_up();
+    kernel.assistant.warm_up();
     tokio::task::spawn_blocking(crate::trace_cell::prune_run_logs);
 
     tokio::spawn(iopub_writer(iopub, iopub_rx, session_id.clone()));

@@ -17,7 +17,17 @@
 //! idle_timeout_secs = 60      # longest silence inside a streamed reply
 //! max_tokens = 2048
 //! temperature = 0.2
+//!
+//! [embeddings]                # optional: an OpenAI-compatible /v1/embeddings model
+//! model = "nomic-embed-text"  # switches remote embeddings on
+//! base_url = "..."            # default: the chat base URL above
+//! api_key = "..."             # default: the chat key, if base_url is the same server
+//! timeout_secs = 60           # per request
+//! batch_size = 64             # texts per request
 //! ```
+//!
+//! [`EmbeddingsConfig`] reads the `[embeddings]` table and the
+//! `KGENT_EMBEDDINGS_*` variables; see there for its precedence.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -159,6 +169,34 @@ struct FileConfig {
     idle_timeout_secs: Option<Spanned<f64>>,
     max_tokens: Option<Spanned<i64>>,
     temperature: Option<Spanned<f64>>,
+    /// The `[embeddings]` table, read by [`EmbeddingsConfig`].
+    embeddings: Option<Spanned<EmbeddingsFile>>,
+}
+
+impl FileConfig {
+    /// Whether the file sets anything for chat: a file that holds only an
+    /// `[embeddings]` table configures embeddings, not a chat model.
+    fn configures_chat(&self) -> bool {
+        self.embeddings.is_none()
+            || self.base_url.is_some()
+            || self.model.is_some()
+            || self.api_key.is_some()
+            || self.timeout_secs.is_some()
+            || self.idle_timeout_secs.is_some()
+            || self.max_tokens.is_some()
+            || self.temperature.is_some()
+    }
+}
+
+/// The keys of the `[embeddings]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmbeddingsFile {
+    base_url: Option<Spanned<String>>,
+    model: Option<Spanned<String>>,
+    api_key: Option<Spanned<String>>,
+    timeout_secs: Option<Spanned<f64>>,
+    batch_size: Option<Spanned<i64>>,
 }
 
 /// One value and where it came from.
@@ -203,7 +241,10 @@ impl LlmConfig {
             None => None,
         };
         let kgent_env = ["KGENT_LLM_BASE_URL", "KGENT_LLM_MODEL", "KGENT_LLM_API_KEY"];
-        if parsed.is_none() && kgent_env.iter().all(|name| env(name).is_none()) {
+        let file_counts = parsed
+            .as_ref()
+            .is_some_and(|(_, fc, _)| fc.configures_chat());
+        if !file_counts && kgent_env.iter().all(|name| env(name).is_none()) {
             return Ok(None);
         }
         let (path, fc, text) = parsed.unwrap_or_default();
@@ -426,6 +467,319 @@ impl LlmConfig {
             opt(self.temperature.map(|v| v.to_string())),
             o.temperature,
         )
+    }
+}
+
+/// Default limit on one embeddings request (one batch).
+pub const DEFAULT_EMBEDDINGS_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default number of texts sent in one embeddings request.
+pub const DEFAULT_EMBEDDINGS_BATCH_SIZE: usize = 64;
+/// The most texts OpenAI accepts in one embeddings request.
+pub const MAX_EMBEDDINGS_BATCH_SIZE: usize = 2048;
+
+#[derive(Debug, Clone, PartialEq)]
+struct EmbeddingsOrigins {
+    base_url: Origin,
+    model: Origin,
+    api_key: Origin,
+    timeout: Origin,
+    batch_size: Origin,
+}
+
+/// How to reach an OpenAI-compatible `POST {base_url}/embeddings` model.
+/// Build one with [`EmbeddingsConfig::new`] or [`EmbeddingsConfig::load`].
+///
+/// Sources, most specific first (environment before file at each level):
+///
+/// | value      | embeddings' own                                             | then the chat endpoint's                                        |
+/// |------------|-------------------------------------------------------------|-----------------------------------------------------------------|
+/// | model      | `KGENT_EMBEDDINGS_MODEL`, `[embeddings] model`              | none: required                                                  |
+/// | base URL   | `KGENT_EMBEDDINGS_BASE_URL`, `[embeddings] base_url`        | `KGENT_LLM_BASE_URL`, `OPENAI_BASE_URL`, `base_url`, OpenAI's   |
+/// | API key    | `KGENT_EMBEDDINGS_API_KEY`, `[embeddings] api_key`          | `KGENT_LLM_API_KEY`, `OPENAI_API_KEY`, `api_key` (same server only) |
+/// | timeout    | `KGENT_EMBEDDINGS_TIMEOUT`, `[embeddings] timeout_secs`     | none: [`DEFAULT_EMBEDDINGS_TIMEOUT`]                            |
+/// | batch size | `KGENT_EMBEDDINGS_BATCH_SIZE`, `[embeddings] batch_size`    | none: [`DEFAULT_EMBEDDINGS_BATCH_SIZE`]                         |
+///
+/// An embeddings-specific value in the file beats a chat value in the
+/// environment: it says more precisely what the person wants. The chat key
+/// is borrowed only when the embeddings go to the chat endpoint's server
+/// (same scheme, host and port), so a key is never sent to a server it was
+/// not configured for.
+///
+/// `Debug` and [`EmbeddingsConfig::describe`] never show the API key.
+#[derive(Clone, PartialEq)]
+pub struct EmbeddingsConfig {
+    /// Base URL of the OpenAI-compatible API, without a trailing slash;
+    /// requests go to `{base_url}/embeddings`.
+    pub base_url: String,
+    /// Embedding model name as the server knows it.
+    pub model: String,
+    /// Bearer token; `None` for local servers that need none.
+    pub api_key: Option<String>,
+    /// Limit on one request (one batch), connection to last byte.
+    pub timeout: Duration,
+    /// Texts per request; longer inputs are split into requests of this size.
+    pub batch_size: usize,
+    origins: EmbeddingsOrigins,
+}
+
+impl fmt::Debug for EmbeddingsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddingsConfig")
+            .field("base_url", &self.display_url())
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("timeout", &self.timeout)
+            .field("batch_size", &self.batch_size)
+            .finish()
+    }
+}
+
+impl EmbeddingsConfig {
+    /// A configuration for `base_url` and `model` with default limits and no
+    /// key. [`crate::OpenAiEmbeddings::new`] validates it.
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
+        let code = Origin::Code;
+        EmbeddingsConfig {
+            base_url: base_url.into().trim().trim_end_matches('/').to_string(),
+            model: model.into(),
+            api_key: None,
+            timeout: DEFAULT_EMBEDDINGS_TIMEOUT,
+            batch_size: DEFAULT_EMBEDDINGS_BATCH_SIZE,
+            origins: EmbeddingsOrigins {
+                base_url: code.clone(),
+                model: code.clone(),
+                api_key: code.clone(),
+                timeout: code.clone(),
+                batch_size: code,
+            },
+        }
+    }
+
+    /// Reads the process environment and the default config file.
+    /// `Ok(None)`: no embeddings model is configured (retrieval then uses
+    /// the bundled model or BM25).
+    pub fn load() -> Result<Option<Self>, LlmError> {
+        let env = |name: &str| std::env::var(name).ok();
+        let path = LlmConfig::default_path(&env);
+        Self::load_from(env, path.as_deref())
+    }
+
+    /// Like [`EmbeddingsConfig::load`], with the environment and the file
+    /// given explicitly (as [`LlmConfig::load_from`]). Configured when
+    /// `KGENT_EMBEDDINGS_MODEL`, `KGENT_EMBEDDINGS_BASE_URL` or
+    /// `KGENT_EMBEDDINGS_API_KEY` is set or the file has an `[embeddings]`
+    /// table; then a model is required. The chat settings alone never
+    /// switch embeddings on.
+    pub fn load_from(
+        env: impl Fn(&str) -> Option<String>,
+        file: Option<&Path>,
+    ) -> Result<Option<Self>, LlmError> {
+        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let parsed = match file {
+            Some(path) => read_file(path)?.map(|(cfg, text)| (path.to_path_buf(), cfg, text)),
+            None => None,
+        };
+        let (path, mut fc, text) = parsed.unwrap_or_default();
+        let own_env = [
+            "KGENT_EMBEDDINGS_MODEL",
+            "KGENT_EMBEDDINGS_BASE_URL",
+            "KGENT_EMBEDDINGS_API_KEY",
+        ];
+        let table = fc.embeddings.take();
+        if table.is_none() && own_env.iter().all(|name| env(name).is_none()) {
+            return Ok(None);
+        }
+        let at = |span: std::ops::Range<usize>| Origin::File {
+            path: path.clone(),
+            line: Some(line_of(&text, span.start)),
+        };
+        let table_origin = table.as_ref().map(|t| at(t.span()));
+        let ef = table.map(Spanned::into_inner).unwrap_or_default();
+        let from_env = |names: &[&'static str]| -> Sourced<String> {
+            names
+                .iter()
+                .find_map(|&name| env(name).map(|v| (v.trim().to_string(), Origin::Env(name))))
+        };
+        // Any file value as text with its line, so numbers are parsed (and
+        // reported) the same way whether they came from the file or the environment.
+        fn from_file<T: fmt::Display>(
+            v: Option<Spanned<T>>,
+            at: &impl Fn(std::ops::Range<usize>) -> Origin,
+        ) -> Sourced<String> {
+            v.map(|s| {
+                let origin = at(s.span());
+                (s.into_inner().to_string(), origin)
+            })
+        }
+
+        let Some((model, model_origin)) =
+            from_env(&["KGENT_EMBEDDINGS_MODEL"]).or_else(|| from_file(ef.model, &at))
+        else {
+            let (origin, line) = match &table_origin {
+                Some(Origin::File { path, line }) => (path.display().to_string(), *line),
+                _ => ("the environment".to_string(), None),
+            };
+            return Err(LlmError::Config {
+                origin,
+                line,
+                message: "an embeddings endpoint is configured but no model: set \
+                          KGENT_EMBEDDINGS_MODEL or `model = \"...\"` under [embeddings] in llm.toml"
+                    .to_string(),
+            });
+        };
+
+        let chat_base = from_env(&["KGENT_LLM_BASE_URL", "OPENAI_BASE_URL"])
+            .or_else(|| from_file(fc.base_url, &at))
+            .unwrap_or_else(|| (OPENAI_BASE_URL.to_string(), Origin::Default));
+        let own_base =
+            from_env(&["KGENT_EMBEDDINGS_BASE_URL"]).or_else(|| from_file(ef.base_url, &at));
+        let (base_url, base_origin) = own_base.unwrap_or_else(|| chat_base.clone());
+
+        let own_key =
+            from_env(&["KGENT_EMBEDDINGS_API_KEY"]).or_else(|| from_file(ef.api_key, &at));
+        let chat_key = || {
+            from_env(&["KGENT_LLM_API_KEY", "OPENAI_API_KEY"])
+                .or_else(|| from_file(fc.api_key, &at))
+        };
+        let api_key = match own_key {
+            Some(key) => Some(key),
+            None if same_server(&base_url, &chat_base.0) => chat_key(),
+            None => None,
+        };
+        let (api_key, api_key_origin) = match api_key {
+            Some((k, o)) => (Some(k), o),
+            None => (None, Origin::Default),
+        };
+
+        let (timeout, timeout_origin) = match from_env(&["KGENT_EMBEDDINGS_TIMEOUT"])
+            .or_else(|| from_file(ef.timeout_secs, &at))
+        {
+            None => (DEFAULT_EMBEDDINGS_TIMEOUT, Origin::Default),
+            Some((raw, origin)) => match parse_seconds(&raw) {
+                Ok(d) => (d, origin),
+                Err(m) => return Err(origin.error(m)),
+            },
+        };
+        let (batch_size, batch_origin) = match from_env(&["KGENT_EMBEDDINGS_BATCH_SIZE"])
+            .or_else(|| from_file(ef.batch_size, &at))
+        {
+            None => (DEFAULT_EMBEDDINGS_BATCH_SIZE, Origin::Default),
+            Some((raw, origin)) => match raw.trim().parse::<usize>() {
+                Ok(n) => (n, origin),
+                Err(_) => {
+                    return Err(
+                        origin.error(format!("batch_size {raw:?} is not a whole number of texts"))
+                    )
+                }
+            },
+        };
+
+        let cfg = EmbeddingsConfig {
+            base_url: base_url.trim().trim_end_matches('/').to_string(),
+            model: model.trim().to_string(),
+            api_key,
+            timeout,
+            batch_size,
+            origins: EmbeddingsOrigins {
+                base_url: base_origin,
+                model: model_origin,
+                api_key: api_key_origin,
+                timeout: timeout_origin,
+                batch_size: batch_origin,
+            },
+        };
+        cfg.validate()?;
+        Ok(Some(cfg))
+    }
+
+    /// Checks every value; the error names where the bad value came from.
+    pub fn validate(&self) -> Result<(), LlmError> {
+        let o = &self.origins;
+        match reqwest::Url::parse(&self.base_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            _ => {
+                return Err(o.base_url.error(format!(
+                    "embeddings base URL {:?} is not an http(s) URL such as \
+                     http://127.0.0.1:11434/v1",
+                    self.display_url()
+                )))
+            }
+        }
+        if self.model.trim().is_empty() {
+            return Err(o.model.error("the embeddings model name is empty".into()));
+        }
+        if self.timeout.is_zero() {
+            return Err(o
+                .timeout
+                .error("the embeddings timeout must be more than 0 seconds".into()));
+        }
+        if !(1..=MAX_EMBEDDINGS_BATCH_SIZE).contains(&self.batch_size) {
+            return Err(o.batch_size.error(format!(
+                "batch_size {} is outside 1..={MAX_EMBEDDINGS_BATCH_SIZE}",
+                self.batch_size
+            )));
+        }
+        match &self.api_key {
+            // async-openai would panic building the header from such a key.
+            Some(key) if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) => {
+                Err(o.api_key.error(
+                    "the embeddings API key is empty or contains spaces, control or \
+                     non-ASCII characters (a stray newline?)"
+                        .into(),
+                ))
+            }
+            None if self.base_url.starts_with(OPENAI_BASE_URL) => {
+                let origin = match o.base_url {
+                    Origin::Default => &o.model,
+                    _ => &o.base_url,
+                };
+                Err(origin.error(
+                    "the embeddings endpoint is api.openai.com, which needs an API key: set \
+                     KGENT_EMBEDDINGS_API_KEY (or api_key under [embeddings]), or set its \
+                     base_url to a local server"
+                        .into(),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The base URL without any `user:password@` part, for messages, logs and ids.
+    pub fn display_url(&self) -> String {
+        redact_url(&self.base_url)
+    }
+
+    /// A few lines for `%llm` and `kgent doctor`: each value and where it
+    /// came from. Says whether a key is set, never what it is.
+    pub fn describe(&self) -> String {
+        let o = &self.origins;
+        let key = match &self.api_key {
+            Some(_) => format!("set ({})", o.api_key),
+            None => "not set".to_string(),
+        };
+        format!(
+            "embeddings endpoint: {} ({})\n\
+             embeddings model:    {} ({})\n\
+             API key:             {key}\n\
+             timeout:             {} s per request ({})\n\
+             batch size:          {} texts per request ({})",
+            self.display_url(),
+            o.base_url,
+            self.model,
+            o.model,
+            fmt_secs(self.timeout),
+            o.timeout,
+            self.batch_size,
+            o.batch_size,
+        )
+    }
+}
+
+/// Whether two base URLs name the same server (scheme, host and port).
+fn same_server(a: &str, b: &str) -> bool {
+    match (reqwest::Url::parse(a.trim()), reqwest::Url::parse(b.trim())) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin() && a.origin().is_tuple(),
+        _ => false,
     }
 }
 

@@ -131,12 +131,14 @@ pub enum LlmError {
         message: String,
     },
 
-    /// The server answered 2xx but not with a usable chat completion.
-    #[error("the LLM endpoint {url} sent a reply that is not a usable chat completion: {reason}; is it OpenAI-compatible?")]
+    /// The server answered 2xx but not with a usable chat completion or
+    /// embeddings list.
+    #[error("the LLM endpoint {url} sent a reply that is not usable: {reason}; is it OpenAI-compatible?")]
     BadResponse {
         /// The configured base URL.
         url: String,
-        /// What was wrong with it (unparseable JSON, no choices, no message...).
+        /// What was wrong with it (unparseable JSON, no choices, no message,
+        /// a missing or misshapen embedding...).
         reason: String,
     },
 }

@@ -124,6 +124,7 @@ pub struct OpenAiProvider {
     client: Client<OpenAIConfig>,
     url: String,
     compat: Mutex<Compat>,
+    errors: Classifier,
 }
 
 impl std::fmt::Debug for OpenAiProvider {
@@ -139,28 +140,13 @@ impl OpenAiProvider {
     pub fn new(config: LlmConfig) -> Result<Self, LlmError> {
         config.validate()?;
         let url = config.display_url();
-        let mut http = reqwest::Client::builder()
-            .timeout(config.timeout.saturating_add(HTTP_TIMEOUT_MARGIN))
-            .connect_timeout(config.timeout.min(CONNECT_TIMEOUT));
-        if is_loopback(&config.base_url) {
-            // An HTTP_PROXY meant for the internet must not capture a local model server.
-            http = http.no_proxy();
-        }
-        let http = http.build().map_err(|e| LlmError::Config {
-            origin: "the HTTP client".to_string(),
-            line: None,
-            message: format!("cannot set it up: {}", error_chain(&e)),
-        })?;
-        // OpenAIConfig::new() also reads OPENAI_ORG_ID / OPENAI_PROJECT_ID and would
-        // send them to whatever server this is (and unwrap()s their header values):
-        // clear both, we have our own configuration.
-        let openai = OpenAIConfig::new()
-            .with_api_base(config.base_url.clone())
-            .with_api_key(config.api_key.clone().unwrap_or_default())
-            .with_org_id("")
-            .with_project_id("");
-        let client = Client::build(http.clone(), openai).with_http_service(Transport { http });
+        let client = build_client(&config.base_url, config.api_key.as_deref(), config.timeout)?;
         Ok(OpenAiProvider {
+            errors: Classifier {
+                url: url.clone(),
+                model: config.model.clone(),
+                timeout: config.timeout,
+            },
             config,
             client,
             url,
@@ -434,8 +420,63 @@ impl OpenAiProvider {
         })
     }
 
+    fn embedded_error(&self, err: &Value) -> Failure {
+        self.errors.embedded_error(err)
+    }
+
+    fn bad(&self, reason: String) -> LlmError {
+        self.errors.bad(reason)
+    }
+
+    fn status_error(
+        &self,
+        status: u16,
+        retry_after: Option<Duration>,
+        message: String,
+    ) -> LlmError {
+        self.errors.status_error(status, retry_after, message)
+    }
+
+    fn failure(&self, e: OpenAIError) -> Failure {
+        self.errors.failure(e)
+    }
+}
+
+/// Turns what went wrong in one request into an [`LlmError`] that names the
+/// endpoint (and model); shared by the chat and the embeddings clients so
+/// both sort failures the same way.
+#[derive(Debug, Clone)]
+pub(crate) struct Classifier {
+    /// The endpoint as shown to people (no credentials).
+    pub(crate) url: String,
+    /// The model asked for, named in [`LlmError::ModelNotFound`].
+    pub(crate) model: String,
+    /// The request limit, named in [`LlmError::Timeout`].
+    pub(crate) timeout: Duration,
+}
+
+impl Classifier {
+    /// The error for a failed request that is not retried in another
+    /// phrasing (every request but a chat's).
+    pub(crate) fn error(&self, e: OpenAIError) -> LlmError {
+        match self.failure(e) {
+            Failure::Http {
+                status,
+                retry_after,
+                body,
+            } => self.status_error(status, retry_after, error_message(&body)),
+            Failure::NotAStream(_) => self.bad("a JSON reply where none was expected".into()),
+            Failure::Final(e) => e,
+        }
+    }
+
     /// An `{"error": ...}` object inside a 2xx reply.
     fn embedded_error(&self, err: &Value) -> Failure {
+        Failure::Final(self.error_in_reply(err))
+    }
+
+    /// The error an `{"error": ...}` object inside a 2xx reply stands for.
+    pub(crate) fn error_in_reply(&self, err: &Value) -> LlmError {
         let status = err
             .get("code")
             .and_then(|c| {
@@ -445,10 +486,10 @@ impl OpenAiProvider {
             .filter(|c| (400..600).contains(c))
             .map_or(500, |c| c as u16);
         let message = error_message(&json!({ "error": err }).to_string());
-        Failure::Final(self.status_error(status, None, message))
+        self.status_error(status, None, message)
     }
 
-    fn bad(&self, reason: String) -> LlmError {
+    pub(crate) fn bad(&self, reason: String) -> LlmError {
         LlmError::BadResponse {
             url: self.url.clone(),
             reason,
@@ -476,7 +517,7 @@ impl OpenAiProvider {
             },
             400 | 404 if mentions_missing_model(&message) => LlmError::ModelNotFound {
                 url,
-                model: self.config.model.clone(),
+                model: self.model.clone(),
                 message,
             },
             500..=599 => LlmError::Server {
@@ -532,7 +573,7 @@ impl OpenAiProvider {
         if e.is_timeout() {
             LlmError::Timeout {
                 url: self.url.clone(),
-                after: self.config.timeout,
+                after: self.timeout,
             }
         } else if e.is_body() || e.is_decode() {
             self.bad(format!("reading it failed: {}", error_chain(e)))
@@ -646,6 +687,36 @@ impl std::fmt::Display for TransportFailure {
 }
 
 impl std::error::Error for TransportFailure {}
+
+/// An async-openai client for `base_url` that sends each request once
+/// through [`Transport`], with reqwest's own timeouts just beyond `timeout`.
+pub(crate) fn build_client(
+    base_url: &str,
+    api_key: Option<&str>,
+    timeout: Duration,
+) -> Result<Client<OpenAIConfig>, LlmError> {
+    let mut http = reqwest::Client::builder()
+        .timeout(timeout.saturating_add(HTTP_TIMEOUT_MARGIN))
+        .connect_timeout(timeout.min(CONNECT_TIMEOUT));
+    if is_loopback(base_url) {
+        // An HTTP_PROXY meant for the internet must not capture a local model server.
+        http = http.no_proxy();
+    }
+    let http = http.build().map_err(|e| LlmError::Config {
+        origin: "the HTTP client".to_string(),
+        line: None,
+        message: format!("cannot set it up: {}", error_chain(&e)),
+    })?;
+    // OpenAIConfig::new() also reads OPENAI_ORG_ID / OPENAI_PROJECT_ID and would
+    // send them to whatever server this is (and unwrap()s their header values):
+    // clear both, we have our own configuration.
+    let openai = OpenAIConfig::new()
+        .with_api_base(base_url.to_string())
+        .with_api_key(api_key.unwrap_or_default().to_string())
+        .with_org_id("")
+        .with_project_id("");
+    Ok(Client::build(http.clone(), openai).with_http_service(Transport { http }))
+}
 
 /// Sends each request exactly once (no retry layer) and keeps failure details.
 #[derive(Clone)]
@@ -820,7 +891,7 @@ fn parse_usage(v: &Value) -> Option<Usage> {
 }
 
 /// At most 300 characters, for messages.
-fn snippet(s: &str) -> String {
+pub(crate) fn snippet(s: &str) -> String {
     const MAX: usize = 300;
     match s.char_indices().nth(MAX) {
         Some((i, _)) => format!("{}...", &s[..i]),

@@ -1,4 +1,4 @@
-//! `ScriptedServer`: an OpenAI-compatible chat server on 127.0.0.1 that answers from a script, for tests.
+//! `ScriptedServer`: an OpenAI-compatible chat and embeddings server on 127.0.0.1 that answers from a script, for tests.
 //!
 //! Enabled by the `testing` feature. Other crates use it as
 //! `kgent-llm = { workspace = true, features = ["testing"] }` under
@@ -7,6 +7,14 @@
 //! Each request to `POST /v1/chat/completions` takes the next [`Script`] and
 //! is answered as it asks: server-sent events when `"stream": true`, one JSON
 //! object otherwise. What the client sent is kept, in order ([`ScriptedServer::requests`]).
+//!
+//! `POST /v1/embeddings` has its own queue ([`ScriptedServer::script_embeddings`]);
+//! when it is empty, as by default, each text gets the vector of the server's
+//! embedding function ([`hashed_embedding`] unless
+//! [`ScriptedServer::set_embedding_fn`] chose another), so any number of
+//! embeddings requests succeed without a script. The vectors are listed in
+//! reverse order, each with its `index`, so a client that ignores `index`
+//! gets them wrong.
 //!
 //! The server runs on its own thread with its own Tokio runtime, so it works
 //! from synchronous tests and from any runtime flavour, and keeps answering
@@ -55,6 +63,10 @@ pub enum Script {
     /// Status 200 with this body, labelled as JSON (or as an event stream when
     /// the request asked to stream).
     Garbage(String),
+    /// For `POST /v1/embeddings`: one vector per input text from the
+    /// embedding function (what the server does when no script is queued).
+    /// A chat request given this script gets a 500.
+    Embeddings,
 }
 
 impl Script {
@@ -105,11 +117,55 @@ impl RecordedRequest {
     }
 }
 
-#[derive(Default)]
+/// Text to vector, for the scripted embeddings endpoint.
+pub type EmbeddingFn = Arc<dyn Fn(&str) -> Vec<f32> + Send + Sync>;
+
+/// Length of the default scripted embeddings ([`hashed_embedding`]).
+pub const SCRIPTED_EMBEDDING_DIM: usize = 8;
+
+/// The default scripted embedding: `dim` numbers from an FNV-1a hash of the
+/// text, L2-normalized. Deterministic, different for different texts, and
+/// meaningless (similar texts are not near each other).
+pub fn hashed_embedding(text: &str, dim: usize) -> Vec<f32> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in text.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut v: Vec<f32> = (0..dim.max(1))
+        .map(|_| {
+            // xorshift64: a cheap stream of numbers from the hash.
+            h ^= h << 13;
+            h ^= h >> 7;
+            h ^= h << 17;
+            (h >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
 struct State {
     scripts: VecDeque<Script>,
+    embedding_scripts: VecDeque<Script>,
+    embed: EmbeddingFn,
     recorded: Vec<RecordedRequest>,
     served: usize,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            scripts: VecDeque::new(),
+            embedding_scripts: VecDeque::new(),
+            embed: Arc::new(|text: &str| hashed_embedding(text, SCRIPTED_EMBEDDING_DIM)),
+            recorded: Vec::new(),
+            served: 0,
+        }
+    }
 }
 
 /// A scripted OpenAI-compatible server on 127.0.0.1, ephemeral port.
@@ -187,9 +243,38 @@ impl ScriptedServer {
         self.lock().recorded.clone()
     }
 
-    /// Scripts not used yet.
+    /// Chat scripts not used yet.
     pub fn remaining(&self) -> usize {
         self.lock().scripts.len()
+    }
+
+    /// Queues `scripts` for the next requests to `POST /v1/embeddings`, one
+    /// each, in order, after any already queued. Once they are used up the
+    /// server answers with the embedding function again.
+    pub fn script_embeddings(&self, scripts: Vec<Script>) {
+        self.lock().embedding_scripts.extend(scripts);
+    }
+
+    /// Embeddings scripts not used yet.
+    pub fn remaining_embeddings(&self) -> usize {
+        self.lock().embedding_scripts.len()
+    }
+
+    /// Sets the function that gives each text its vector (default:
+    /// [`hashed_embedding`] with [`SCRIPTED_EMBEDDING_DIM`]). It should
+    /// return vectors of one length, as a real model does.
+    pub fn set_embedding_fn(&self, embed: impl Fn(&str) -> Vec<f32> + Send + Sync + 'static) {
+        self.lock().embed = Arc::new(embed);
+    }
+
+    /// The texts of each request to `/v1/embeddings`, in order (failed ones included).
+    pub fn embedding_inputs(&self) -> Vec<Vec<String>> {
+        self.lock()
+            .recorded
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/embeddings"))
+            .map(|r| embedding_inputs(&r.body).unwrap_or_default())
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -255,7 +340,15 @@ async fn handle(
         .map_or("/", |p| p.as_str())
         .to_string();
     let ask = Ask::from(&body);
-    let (script, n) = {
+    let is_post = parts.method == hyper::Method::POST;
+    let route = if is_post && path.ends_with("/chat/completions") {
+        Route::Chat
+    } else if is_post && path.ends_with("/embeddings") {
+        Route::Embeddings(embedding_inputs(&body))
+    } else {
+        Route::Unknown
+    };
+    let (script, n, embed) = {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         st.recorded.push(RecordedRequest {
             method: parts.method.to_string(),
@@ -273,8 +366,16 @@ async fn handle(
             body,
         });
         st.served += 1;
-        let known = parts.method == hyper::Method::POST && path.ends_with("/chat/completions");
-        (known.then(|| st.scripts.pop_front()).flatten(), st.served)
+        let script = match route {
+            Route::Chat => st.scripts.pop_front(),
+            Route::Embeddings(_) => Some(
+                st.embedding_scripts
+                    .pop_front()
+                    .unwrap_or(Script::Embeddings),
+            ),
+            Route::Unknown => None,
+        };
+        (script, st.served, st.embed.clone())
     };
     let Some(mut script) = script else {
         let message = if path.ends_with("/chat/completions") {
@@ -310,29 +411,29 @@ async fn handle(
         }
     };
 
-    let mut response = match script {
-        Script::Reply(text) => reply(&ask, &text, true, n),
-        Script::ReplyWithoutUsage(text) => reply(&ask, &text, false, n),
-        Script::NonStreaming(text) => json_reply(&ask, &text, true, n),
-        Script::Status(code, body) => {
-            let ct = if serde_json::from_str::<Value>(&body).is_ok() {
-                "application/json"
-            } else {
-                "text/plain"
-            };
-            plain(code, ct, body)
-        }
-        Script::StallStream { after_tokens } => stall(&ask, after_tokens, n),
-        Script::Garbage(body) => {
-            let ct = if ask.stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            };
-            plain(200, ct, body)
-        }
-        Script::Delay(..) | Script::WithHeaders(..) => plain(500, "text/plain", String::new()),
+    let mut response = match (script, &route) {
+        (Script::Embeddings, Route::Embeddings(inputs)) => embeddings_reply(&ask, inputs, &embed),
+        (Script::Embeddings, _) => plain(
+            500,
+            "application/json",
+            json!({"error": {"message": "scripted server: Script::Embeddings answers only /v1/embeddings"}})
+                .to_string(),
+        ),
+        (
+            Script::Reply(_)
+            | Script::ReplyWithoutUsage(_)
+            | Script::NonStreaming(_)
+            | Script::StallStream { .. },
+            Route::Embeddings(_),
+        ) => plain(
+            500,
+            "application/json",
+            json!({"error": {"message": "scripted server: a chat script was queued for an embeddings request"}})
+                .to_string(),
+        ),
+        (script, _) => chat_answer(script, &ask, n),
     };
+
     for (name, value) in headers {
         if let (Ok(name), Ok(value)) = (
             hyper::header::HeaderName::from_bytes(name.as_bytes()),
@@ -342,6 +443,86 @@ async fn handle(
         }
     }
     Ok(response)
+}
+
+/// Which endpoint a request is for.
+enum Route {
+    Chat,
+    /// With the input texts, or `None` when `input` is not text.
+    Embeddings(Option<Vec<String>>),
+    Unknown,
+}
+
+/// The answer to a chat request.
+fn chat_answer(script: Script, ask: &Ask, n: usize) -> Response<Body> {
+    match script {
+        Script::Reply(text) => reply(ask, &text, true, n),
+        Script::ReplyWithoutUsage(text) => reply(ask, &text, false, n),
+        Script::NonStreaming(text) => json_reply(ask, &text, true, n),
+        Script::Status(code, body) => {
+            let ct = if serde_json::from_str::<Value>(&body).is_ok() {
+                "application/json"
+            } else {
+                "text/plain"
+            };
+            plain(code, ct, body)
+        }
+        Script::StallStream { after_tokens } => stall(ask, after_tokens, n),
+        Script::Garbage(body) => {
+            let ct = if ask.stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            };
+            plain(200, ct, body)
+        }
+        // Unwrapped by the caller; Embeddings is answered there.
+        Script::Delay(..) | Script::WithHeaders(..) | Script::Embeddings => {
+            plain(500, "text/plain", String::new())
+        }
+    }
+}
+
+/// The texts of an embeddings request: `input` as one string or a list of strings.
+fn embedding_inputs(body: &Value) -> Option<Vec<String>> {
+    match body.get("input")? {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        _ => None,
+    }
+}
+
+/// An OpenAI-style embeddings list, in reverse order with `index` fields.
+fn embeddings_reply(
+    ask: &Ask,
+    inputs: &Option<Vec<String>>,
+    embed: &EmbeddingFn,
+) -> Response<Body> {
+    let Some(inputs) = inputs else {
+        return plain(
+            400,
+            "application/json",
+            json!({"error": {"message": "scripted server: 'input' must be a string or a list of strings", "type": "invalid_request_error"}})
+                .to_string(),
+        );
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, text)| json!({"object": "embedding", "index": i, "embedding": embed(text)}))
+        .collect();
+    let words: usize = inputs.iter().map(|t| t.split_whitespace().count()).sum();
+    let body = json!({
+        "object": "list",
+        "data": data,
+        "model": ask.model,
+        "usage": {"prompt_tokens": words, "total_tokens": words},
+    });
+    plain(200, "application/json", body.to_string())
 }
 
 /// What the request asked for.

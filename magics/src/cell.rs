@@ -41,14 +41,47 @@ pub struct BpftraceOptions {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Parser)]
 #[command(name = "%%nl", no_binary_name = true, disable_help_flag = true)]
 pub struct NlOptions {
+    /// Ask this model instead of the configured one.
     #[arg(long)]
     pub model: Option<String>,
+    /// Model attempts before asking the person for a hint (default 3).
     #[arg(long)]
     pub retries: Option<u32>,
+    /// What the model should know (repeatable), typically after it gave up.
     #[arg(long)]
-    pub hint: Option<String>,
+    pub hint: Vec<String>,
+    /// Answer from the verified example library only.
     #[arg(long)]
     pub offline: bool,
+    /// Attach the program as soon as it passes the checks (approval given up front).
+    #[arg(long)]
+    pub run: bool,
+    /// With --run: stop the program after this long.
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Skip loading candidates in the kernel (the verifier check) before accepting.
+    #[arg(long = "no-load")]
+    pub no_load: bool,
+}
+
+/// Arguments of `%llm`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Parser)]
+#[command(name = "%llm", no_binary_name = true, disable_help_flag = true)]
+pub struct LlmArgs {
+    /// `offline`, `online` or `reset` (back to the configuration); none: show.
+    #[arg(value_parser = ["offline", "online", "reset"])]
+    pub action: Option<String>,
+    /// Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1.
+    #[arg(long = "base-url")]
+    pub base_url: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Name of the environment variable holding the API key (keys stay out of notebooks).
+    #[arg(long = "api-key-env")]
+    pub api_key_env: Option<String>,
+    /// Limit on one model call (30s, 2m; a bare number is seconds).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Parser)]
@@ -73,6 +106,8 @@ pub enum LineMagic {
     Help {
         topic: Option<String>,
     },
+    /// `%llm`: show or set the model provider.
+    Llm(LlmArgs),
 }
 
 /// A parsed cell.
@@ -258,6 +293,9 @@ fn parse_line_magics(code: &str) -> Result<Cell, MagicError> {
                 }
             }
             "lsmagic" => LineMagic::Lsmagic,
+            "llm" => {
+                LineMagic::Llm(LlmArgs::try_parse_from(&words).map_err(|e| bad_args("%llm", e))?)
+            }
             "help" => LineMagic::Help {
                 topic: words.first().map(|w| w.trim_start_matches('%').to_string()),
             },
@@ -486,6 +524,55 @@ mod tests {
     }
 
     #[test]
+    fn llm_magic_shows_switches_or_sets_the_provider() {
+        assert_eq!(
+            parse_cell("%llm").unwrap(),
+            Cell::Lines(vec![LineMagic::Llm(LlmArgs::default())])
+        );
+        let Cell::Lines(m) = parse_cell("%llm offline").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            m,
+            vec![LineMagic::Llm(LlmArgs {
+                action: Some("offline".into()),
+                ..Default::default()
+            })]
+        );
+        let Cell::Lines(m) = parse_cell(
+            "%llm --base-url http://127.0.0.1:11434/v1 --model llama3 --api-key-env MY_KEY --timeout 30s",
+        )
+        .unwrap() else {
+            panic!()
+        };
+        let LineMagic::Llm(args) = &m[0] else {
+            panic!()
+        };
+        assert_eq!(args.base_url.as_deref(), Some("http://127.0.0.1:11434/v1"));
+        assert_eq!(args.model.as_deref(), Some("llama3"));
+        assert_eq!(args.api_key_env.as_deref(), Some("MY_KEY"));
+        assert_eq!(args.timeout, Some(Duration::from_secs(30)));
+        assert!(matches!(
+            parse_cell("%llm sideways"),
+            Err(MagicError::BadArguments { .. })
+        ));
+    }
+
+    #[test]
+    fn nl_options_run_and_repeated_hints() {
+        let Cell::NaturalLanguage { options, request } =
+            parse_cell("%%nl --run --timeout 5s --no-load --hint a --hint 'b c'\nshow execs")
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(request, "show execs");
+        assert!(options.run && options.no_load);
+        assert_eq!(options.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(options.hint, vec!["a".to_string(), "b c".to_string()]);
+    }
+
+    #[test]
     fn programs_without_magic_are_recognised() {
         for code in [
             "BEGIN { printf(\"hi\\n\"); exit(); }",
@@ -510,7 +597,7 @@ mod tests {
             panic!()
         };
         assert!(options.offline);
-        assert_eq!(options.hint.as_deref(), Some("use openat"));
+        assert_eq!(options.hint, vec!["use openat".to_string()]);
         assert_eq!(request, "count opens by process");
     }
 

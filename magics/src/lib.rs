@@ -9,7 +9,8 @@ mod completeness;
 mod registry;
 
 pub use cell::{
-    parse_cell, BpftraceOptions, Cell, LineMagic, MagicError, NlOptions, DEFAULT_PROBE_LIMIT,
+    parse_cell, BpftraceOptions, Cell, LineMagic, LlmArgs, MagicError, NlOptions,
+    DEFAULT_PROBE_LIMIT,
 };
 pub use completeness::{is_complete, Completeness};
 pub use registry::{find_magic, MagicInfo, MagicKind, MAGICS};

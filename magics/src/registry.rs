@@ -42,9 +42,22 @@ pub const MAGICS: &[MagicInfo] = &[
     MagicInfo {
         name: "nl",
         kind: MagicKind::Cell,
-        usage: "%%nl [--model NAME] [--retries N] [--hint TEXT] [--offline]",
+        usage: "%%nl [--model NAME] [--retries N] [--hint TEXT]... [--offline] [--no-load] [--run [--timeout DURATION]]",
         summary: "A request in plain English, turned into a checked bpftrace program. A cell \
-                  with no magic that is not a bpftrace program is read as such a request.",
+                  with no magic that is not a bpftrace program is read as such a request. \
+                  The program is proposed as a new %%bpftrace cell below; running that cell \
+                  approves it. --offline answers from the verified example library only; \
+                  --hint tells the model more after it gave up; --no-load skips the kernel's \
+                  verifier check; --run attaches the program at once.",
+    },
+    MagicInfo {
+        name: "llm",
+        kind: MagicKind::Line,
+        usage: "%llm [offline|online|reset] [--base-url URL] [--model NAME] [--api-key-env VAR] [--timeout SECS]",
+        summary: "Show the model provider natural-language cells use, or set it for this \
+                  session: any OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, llama.cpp), \
+                  or offline (the verified example library only). The key is read from the \
+                  environment variable VAR, never written in the notebook.",
     },
     MagicInfo {
         name: "probes",

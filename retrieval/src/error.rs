@@ -70,6 +70,16 @@ pub enum RetrievalError {
         source: heed::Error,
     },
 
+    /// The LMDB environment of the user library (approved programs) failed.
+    #[error("user library at {}: {source}", path.display())]
+    UserLibrary {
+        /// The user library directory.
+        path: PathBuf,
+        /// The LMDB error.
+        #[source]
+        source: heed::Error,
+    },
+
     /// The approximate-nearest-neighbour index failed.
     #[error("vector index at {}: {source}", path.display())]
     Index {
@@ -80,8 +90,9 @@ pub enum RetrievalError {
         source: arroy::Error,
     },
 
-    /// No place to keep the index: neither `$XDG_DATA_HOME` nor `$HOME` is set.
-    #[error("no data directory: set XDG_DATA_HOME or HOME, or pass an index path")]
+    /// No place to keep the index or the user library: neither
+    /// `$XDG_DATA_HOME` nor `$HOME` is set.
+    #[error("no data directory: set XDG_DATA_HOME or HOME, or pass a directory")]
     NoDataDir,
 }
 

@@ -3,6 +3,9 @@
 //!
 //! - [`Library`]: the request/program pairs of `specs/examples/*.toml`
 //!   (plus user-approved programs), with a content [`Library::version`].
+//! - [`UserLibrary`]: the programs the person approved, in LMDB under
+//!   `~/.local/share/kgent/user-library/`; [`Library::with_user`] merges
+//!   them into the shipped library so later requests retrieve them.
 //! - [`Bm25Index`]: lexical search over request, description, tags and
 //!   probe names.
 //! - [`Embedder`]: text to vectors. [`BundledEmbedder`] (feature
@@ -46,6 +49,7 @@ mod hybrid;
 mod lexical;
 mod library;
 mod store;
+mod user;
 
 #[cfg(feature = "bundled-embedder")]
 pub use embed::BundledEmbedder;
@@ -55,3 +59,4 @@ pub use hybrid::{fuse, Hit, HybridConfig, Recipe, Retriever};
 pub use lexical::{probe_words, Bm25Index, DomainTokenizer, FieldWeights};
 pub use library::{Example, Library, OutputKind, ParamKind, ParamValue, Parameter};
 pub use store::{BuildReport, Document, VectorIndex, VectorStore};
+pub use user::{Approved, UserExamples, UserLibrary, USER_FORMAT, USER_ID_PREFIX, USER_TAG};

@@ -1,15 +1,16 @@
 //! The example library: request/program pairs read from `specs/examples/*.toml`
-//! (format in `specs/examples/README.md`), or built in code for user-approved
-//! programs.
+//! (format in `specs/examples/README.md`), or built in code, e.g. merged with
+//! the person's approved programs ([`Library::with_user`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, RetrievalError};
+use crate::user::UserLibrary;
 
 /// Where examples built in code (not read from a file) say they came from.
 const MEMORY_ORIGIN: &str = "<memory>";
@@ -38,7 +39,7 @@ pub struct Example {
 }
 
 /// What a program prints, from the example's `output` key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputKind {
     /// A line per event.
@@ -374,6 +375,43 @@ impl Library {
         Library::from_examples(all)
     }
 
+    /// This library with `more` added, where an example of `more` replaces
+    /// the one here with the same id; also returns the replaced ids. The
+    /// version changes with any added or replaced example, so indexes are
+    /// rebuilt, and only the new texts are embedded (the store caches
+    /// vectors by text).
+    pub fn with_examples_replacing(&self, more: Vec<Example>) -> Result<(Library, Vec<String>)> {
+        let incoming: HashSet<&str> = more.iter().map(|e| e.id.as_str()).collect();
+        let mut replaced = Vec::new();
+        let mut all = Vec::with_capacity(self.examples.len() + more.len());
+        for e in &self.examples {
+            if incoming.contains(e.id.as_str()) {
+                replaced.push(e.id.clone());
+            } else {
+                all.push(e.clone());
+            }
+        }
+        all.extend(more);
+        Ok((Library::from_examples(all)?, replaced))
+    }
+
+    /// This library plus the person's approved programs, and one warning per
+    /// user record skipped or shipped example replaced.
+    ///
+    /// On an id collision the user's example wins: user ids are
+    /// `approved-<hash of the program>`, so a shipped example with such an id
+    /// can only be an approved program promoted into `specs/examples`, the
+    /// same program, and the user's copy carries the person's own requests.
+    pub fn with_user(&self, user: &UserLibrary) -> Result<(Library, Vec<String>)> {
+        let loaded = user.load()?;
+        let (library, replaced) = self.with_examples_replacing(loaded.examples)?;
+        let mut warnings = loaded.warnings;
+        warnings.extend(replaced.into_iter().map(|id| {
+            format!("user library: `{id}` replaces the shipped example with the same id")
+        }));
+        Ok((library, warnings))
+    }
+
     fn build(mut examples: Vec<Example>, origin: &str) -> Result<Library> {
         examples.sort_by(|a, b| a.id.cmp(&b.id));
         let mut by_id = HashMap::with_capacity(examples.len());
@@ -542,6 +580,27 @@ length_of = "path_prefix"
         let lib = Library::from_examples(vec![a.clone()]).unwrap();
         let err = lib.with_examples(vec![a]).unwrap_err().to_string();
         assert!(err.contains("two examples have this id"), "{err}");
+    }
+
+    #[test]
+    fn replacing_merge_swaps_same_ids_and_changes_the_version() {
+        let a = parse(GOOD).unwrap();
+        let mut b = a.clone();
+        b.id = "files-y".into();
+        let base = Library::from_examples(vec![a.clone(), b.clone()]).unwrap();
+        let mut a2 = a.clone();
+        a2.request = "Another way to ask".into();
+        let mut c = a.clone();
+        c.id = "files-z".into();
+        let (merged, replaced) = base.with_examples_replacing(vec![a2, c]).unwrap();
+        assert_eq!(replaced, ["files-x"]);
+        assert_eq!(merged.len(), 3);
+        assert_eq!(merged.get("files-x").unwrap().request, "Another way to ask");
+        assert_ne!(merged.version(), base.version());
+        // Nothing added: the same library, the same version.
+        let (same, none) = base.with_examples_replacing(Vec::new()).unwrap();
+        assert!(none.is_empty());
+        assert_eq!(same.version(), base.version());
     }
 
     #[test]

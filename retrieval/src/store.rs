@@ -151,17 +151,7 @@ impl Record {
 impl VectorStore {
     /// `$XDG_DATA_HOME/kgent/index`, else `~/.local/share/kgent/index`.
     pub fn default_dir() -> Result<PathBuf> {
-        let xdg = std::env::var_os("XDG_DATA_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute());
-        let base = match xdg {
-            Some(p) => p,
-            None => match std::env::var_os("HOME") {
-                Some(home) if !home.is_empty() => PathBuf::from(home).join(".local/share"),
-                _ => return Err(RetrievalError::NoDataDir),
-            },
-        };
-        Ok(base.join("kgent").join("index"))
+        Ok(kgent_data_dir()?.join("index"))
     }
 
     /// Opens the store in [`VectorStore::default_dir`].
@@ -555,6 +545,22 @@ impl VectorIndex {
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
+}
+
+/// `$XDG_DATA_HOME/kgent`, else `~/.local/share/kgent`: the base of the
+/// vector index and of the user library.
+pub(crate) fn kgent_data_dir() -> Result<PathBuf> {
+    let xdg = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
+    let base = match xdg {
+        Some(p) => p,
+        None => match std::env::var_os("HOME") {
+            Some(home) if !home.is_empty() => PathBuf::from(home).join(".local/share"),
+            _ => return Err(RetrievalError::NoDataDir),
+        },
+    };
+    Ok(base.join("kgent"))
 }
 
 fn text_hash(embedder_id: &str, text: &str) -> [u8; 32] {

@@ -27,6 +27,7 @@
 mod cache;
 mod offline;
 mod prompt;
+pub mod trace;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,6 +97,10 @@ pub struct SynthOptions {
     pub kernel_fingerprint: String,
     /// Where accepted syntheses are kept; `None`: no cache.
     pub cache: Option<SynthCache>,
+    /// The library version in the cache key, when not the retriever's: the
+    /// kernel passes the shipped library's, so that approving a program (which
+    /// grows the user's library) does not invalidate every stored answer.
+    pub cache_library_version: Option<String>,
 }
 
 impl Default for SynthOptions {
@@ -108,6 +113,7 @@ impl Default for SynthOptions {
             max_backoff: Duration::from_secs(5),
             kernel_fingerprint: String::new(),
             cache: None,
+            cache_library_version: None,
         }
     }
 }
@@ -364,7 +370,10 @@ impl Synthesizer {
             req,
             &self.model_id(offline),
             &self.options.kernel_fingerprint,
-            self.retriever.library().version(),
+            self.options
+                .cache_library_version
+                .as_deref()
+                .unwrap_or(self.retriever.library().version()),
         )
     }
 

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 mkdir -p notebooks/out
-.venv/bin/jupyter execute --kernel_name=kgent --output=out/01-tracing-basics.ipynb notebooks/01-tracing-basics.ipynb
-echo "Executed notebook: notebooks/out/01-tracing-basics.ipynb"
+for nb in 01-tracing-basics 02-plain-english; do
+    .venv/bin/jupyter execute --kernel_name=kgent --output=out/$nb.ipynb notebooks/$nb.ipynb
+    echo "Executed notebook: notebooks/out/$nb.ipynb"
+done
 ./target/release/kgent doctor || true

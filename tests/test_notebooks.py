@@ -182,8 +182,44 @@ def check_tracing_basics(nb: Any) -> None:
     assert "raises-exception" in kprobe.metadata.get("tags", [])
 
 
+def check_plain_english(nb: Any) -> None:
+    # No model in CI: %llm says so and names the library.
+    llm = "\n".join(data_texts(the_cell(nb, "%llm")))
+    assert "offline" in llm and "verified request/program pairs" in llm, llm
+
+    # The request's one display was updated in place to the final answer (nbclient
+    # applies update_display_data to the output with that display_id).
+    request = the_cell(nb, "%%nl --offline\nshow which processes open files under /etc")
+    shown = data_texts(request, types=("display_data",))
+    assert len(shown) == 1, shown
+    final = shown[0]
+    assert "retrieved from the verified example library (files-opens-under-etc)" in final, final
+    assert "synthesised" not in final
+    html = "".join(data_texts(request, mime="text/html", types=("display_data",)))
+    assert "<details>" in html and "<span style=" in html
+
+    # The pinned cell holds exactly the program Kgent proposes on this machine (the
+    # notebook is reproducible without a model); regenerate it if the library changed.
+    pinned = the_cell(nb, "// Request: show which processes open files under /etc")
+    pinned_body = source(pinned).split("\n", 1)[1].strip()
+    proposed_program = final.split("\n\n", 1)[1].split("\n\nTo attach it", 1)[0].strip()
+    assert proposed_program in pinned_body, (proposed_program, pinned_body)
+
+    # It traced its own workload: cat opening /etc/hostname.
+    opens = stream_text(pinned)
+    assert re.search(r"^\d+\s+cat\s+/etc/hostname$", opens, re.M), opens
+
+    # --run: checked, attached, and the map printed when it stopped.
+    run = the_cell(nb, "--run --timeout 3s")
+    results = ["".join(o.data["text/plain"]) for o in run.outputs if o.output_type == "execute_result"]
+    assert len(results) == 1 and re.search(r"^@\w+\[\S+\]:\s+\d+$", results[0], re.M), run.outputs
+    summary = [t for t in data_texts(run) if SUMMARY_RE.match(t)]
+    assert summary and summary[0].startswith("detached at the timeout"), data_texts(run)
+
+
 SPECIFIC_CHECKS: dict[str, Callable[[Any], None]] = {
     "01-tracing-basics.ipynb": check_tracing_basics,
+    "02-plain-english.ipynb": check_plain_english,
 }
 
 

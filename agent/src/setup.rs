@@ -105,6 +105,34 @@ pub fn build_retriever(
     }
 }
 
+/// The embedder retrieval uses: an OpenAI-compatible `/v1/embeddings`
+/// endpoint when one is configured (`KGENT_EMBEDDINGS_MODEL` or an
+/// `[embeddings]` table in llm.toml) and answers, else the bundled model.
+/// The second value says why the preferred one is not used. Blocking: the
+/// remote one is probed once here.
+pub fn embedder() -> (Option<Arc<dyn Embedder>>, Option<String>) {
+    match kgent_llm::EmbeddingsConfig::load() {
+        Ok(None) => bundled_embedder(),
+        Ok(Some(config)) => match crate::embeddings::RemoteEmbedder::connect_blocking(config) {
+            Ok(remote) => (Some(Arc::new(remote)), None),
+            Err(e) => {
+                let (bundled, _) = bundled_embedder();
+                (
+                    bundled,
+                    Some(format!("the embeddings endpoint is not used: {e}")),
+                )
+            }
+        },
+        Err(e) => {
+            let (bundled, _) = bundled_embedder();
+            (
+                bundled,
+                Some(format!("the embeddings configuration is not usable: {e}")),
+            )
+        }
+    }
+}
+
 /// The sentence embedder compiled in, if any (`None` also when it fails to
 /// load, with the reason).
 pub fn bundled_embedder() -> (Option<Arc<dyn Embedder>>, Option<String>) {

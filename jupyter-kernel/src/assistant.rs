@@ -89,7 +89,7 @@ fn build_retrieval() -> Result<Arc<Retrieval>, String> {
             (shipped, 0)
         }
     };
-    let (embedder, embedder_problem) = setup::bundled_embedder();
+    let (embedder, embedder_problem) = setup::embedder();
     let (retriever, mut summary) = setup::build_retriever(library, embedder, None);
     if summary.degraded.is_none() {
         summary.degraded = embedder_problem;

@@ -4,34 +4,90 @@ use std::process::ExitCode;
 
 use kgent_catalog::{capabilities, doctor_lines, DoctorLine};
 
-/// The LLM endpoint, as the synthesis agent will find it.
+/// The LLM endpoint, as natural-language cells will find it (environment, then
+/// `~/.config/kgent/llm.toml`).
 fn llm_line() -> DoctorLine {
-    let base = std::env::var("KGENT_LLM_BASE_URL")
-        .ok()
-        .or_else(|| std::env::var("OPENAI_BASE_URL").ok())
-        .filter(|s| !s.trim().is_empty());
-    let key = std::env::var("KGENT_LLM_API_KEY")
-        .ok()
-        .or_else(|| std::env::var("OPENAI_API_KEY").ok())
-        .is_some_and(|s| !s.trim().is_empty());
-    match (base, key) {
-        (Some(base), _) => DoctorLine {
-            check: "LLM endpoint".into(),
+    let check = "LLM endpoint".to_string();
+    match kgent_llm::LlmConfig::load() {
+        Ok(Some(c)) => DoctorLine {
+            check,
             ok: true,
-            detail: format!("configured: {base}{}", if key { " (with an API key)" } else { "" }),
+            detail: format!(
+                "{} at {}{}",
+                c.model,
+                c.display_url(),
+                if c.api_key.is_some() { " (with an API key)" } else { "" }
+            ),
             fix: None,
         },
-        (None, true) => DoctorLine {
-            check: "LLM endpoint".into(),
-            ok: true,
-            detail: "OpenAI's API (an API key is set, no base URL)".into(),
-            fix: None,
-        },
-        (None, false) => DoctorLine {
-            check: "LLM endpoint".into(),
+        Ok(None) => DoctorLine {
+            check,
             ok: false,
-            detail: "not configured: natural-language cells will use the offline example library".into(),
-            fix: Some("set KGENT_LLM_BASE_URL (any OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 for Ollama) and KGENT_LLM_API_KEY if it needs one".into()),
+            detail: "not configured: natural-language cells answer from the verified example library (offline)".into(),
+            fix: Some("set KGENT_LLM_BASE_URL and KGENT_LLM_MODEL (any OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 for Ollama; KGENT_LLM_API_KEY if it needs one), or write ~/.config/kgent/llm.toml".into()),
+        },
+        Err(e) => DoctorLine {
+            check,
+            ok: false,
+            detail: format!("the configuration is not usable: {e}"),
+            fix: Some("fix the setting named above; until then natural-language cells work offline".into()),
+        },
+    }
+}
+
+/// Where retrieval's sentence vectors come from.
+fn embeddings_line() -> DoctorLine {
+    let check = "Embeddings".to_string();
+    match kgent_llm::EmbeddingsConfig::load() {
+        Ok(Some(c)) => DoctorLine {
+            check,
+            ok: true,
+            detail: format!(
+                "{} at {} (checked on first use; the bundled model is the fallback)",
+                c.model,
+                c.display_url()
+            ),
+            fix: None,
+        },
+        Ok(None) => DoctorLine {
+            check,
+            ok: true,
+            detail: "the bundled offline sentence model".into(),
+            fix: None,
+        },
+        Err(e) => DoctorLine {
+            check,
+            ok: false,
+            detail: format!("the configuration is not usable: {e}; the bundled model is used"),
+            fix: Some("fix the [embeddings] settings or unset KGENT_EMBEDDINGS_*".into()),
+        },
+    }
+}
+
+/// The verified example library and the person's approved programs.
+fn library_line() -> DoctorLine {
+    let check = "Example library".to_string();
+    match kgent_agent::setup::shipped_library() {
+        Ok(lib) => {
+            let approved = kgent_retrieval::UserLibrary::open_default()
+                .and_then(|u| u.len())
+                .map(|n| format!(", {n} approved by you"))
+                .unwrap_or_default();
+            DoctorLine {
+                check,
+                ok: true,
+                detail: format!("{} verified examples{approved}", lib.len()),
+                fix: None,
+            }
+        }
+        Err(e) => DoctorLine {
+            check,
+            ok: false,
+            detail: e.to_string(),
+            fix: Some(format!(
+                "unset {} or point it at a valid directory",
+                kgent_agent::setup::EXAMPLES_DIR_ENV
+            )),
         },
     }
 }
@@ -40,6 +96,8 @@ pub fn run(refresh: bool, json: bool) -> ExitCode {
     let caps = capabilities(refresh);
     let mut lines = doctor_lines(&caps);
     lines.push(llm_line());
+    lines.push(embeddings_line());
+    lines.push(library_line());
     // Tracing is impossible without bpftrace and privileges; the rest only narrows it.
     let fatal = caps.bpftrace.is_none() || !caps.privileges.can_trace();
     if json {

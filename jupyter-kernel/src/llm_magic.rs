@@ -16,7 +16,10 @@ pub async fn run(assistant: &Assistant, args: &LlmArgs) -> Result<Media, String>
     match assistant.retrieval().await {
         Ok(r) => {
             let how = match (&r.summary.embedder, &r.summary.degraded) {
-                (Some(e), _) => format!("BM25 fused with sentence vectors ({e})"),
+                (Some(e), None) => format!("BM25 fused with sentence vectors ({e})"),
+                (Some(e), Some(why)) => {
+                    format!("BM25 fused with sentence vectors ({e}); {why}")
+                }
                 (None, Some(why)) => format!("keyword search (BM25) only: {why}"),
                 (None, None) => "keyword search (BM25) only".to_string(),
             };

@@ -145,6 +145,52 @@ pub fn bundled_embedder() -> (Option<Arc<dyn Embedder>>, Option<String>) {
     }
 }
 
+/// The retriever a session uses and what it searches.
+pub struct SessionRetrieval {
+    pub retriever: Arc<Retriever>,
+    pub summary: RetrievalSummary,
+    /// The shipped library's version: the cache key uses it, so that approved
+    /// programs joining the person's library do not invalidate stored answers.
+    pub shipped_version: String,
+    /// The person's approved programs that are searched too.
+    pub approved: usize,
+    /// Problems reading the approved programs (the shipped library still answers).
+    pub warnings: Vec<String>,
+}
+
+/// The shipped library plus the person's approved programs
+/// (`kgent_retrieval::UserLibrary`), searched with [`embedder`]'s vectors.
+/// Blocking: the vector index may be built (seconds, once per library version).
+pub fn session_retrieval() -> Result<SessionRetrieval, String> {
+    let shipped = shipped_library().map_err(|e| format!("the example library: {e}"))?;
+    let shipped_version = shipped.version().to_string();
+    let (library, approved, mut warnings) =
+        match kgent_retrieval::UserLibrary::open_default().and_then(|u| shipped.with_user(&u)) {
+            Ok((library, warnings)) => {
+                let approved = library.len().saturating_sub(shipped.len());
+                (library, approved, warnings)
+            }
+            Err(e) => (
+                shipped,
+                0,
+                vec![format!("approved programs are not searched: {e}")],
+            ),
+        };
+    let (embedder, embedder_problem) = embedder();
+    let (retriever, mut summary) = build_retriever(library, embedder, None);
+    if let Some(p) = embedder_problem {
+        warnings.push(p.clone());
+        summary.degraded.get_or_insert(p);
+    }
+    Ok(SessionRetrieval {
+        retriever: Arc::new(retriever),
+        summary,
+        shipped_version,
+        approved,
+        warnings,
+    })
+}
+
 /// Which LLM a session uses.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum LlmChoice {

@@ -5,20 +5,11 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use kgent_agent::setup::{self, LlmChoice, RetrievalSummary};
-use kgent_retrieval::{Approved, Retriever, UserLibrary};
+use kgent_agent::setup::{self, LlmChoice};
+use kgent_retrieval::{Approved, UserLibrary};
 use tokio::sync::Mutex as AsyncMutex;
 
-/// The retriever in use and what it searches.
-pub struct Retrieval {
-    pub retriever: Arc<Retriever>,
-    pub summary: RetrievalSummary,
-    /// The shipped library's version: the cache key uses it, so that approved
-    /// programs joining the user's library do not invalidate stored answers.
-    pub shipped_version: String,
-    /// Programs the person approved that are searched too.
-    pub approved: usize,
-}
+pub use kgent_agent::setup::SessionRetrieval as Retrieval;
 
 #[derive(Default)]
 pub struct Assistant {
@@ -71,35 +62,11 @@ impl Assistant {
 }
 
 fn build_retrieval() -> Result<Arc<Retrieval>, String> {
-    let shipped = setup::shipped_library().map_err(|e| format!("the example library: {e}"))?;
-    let shipped_version = shipped.version().to_string();
-    // The person's approved programs join the search; if their library cannot be
-    // read, the shipped one still answers (and the reason is logged).
-    let (library, approved) = match UserLibrary::open_default().and_then(|u| shipped.with_user(&u))
-    {
-        Ok((library, warnings)) => {
-            for w in warnings {
-                eprintln!("kgent: approved programs: {w}");
-            }
-            let approved = library.len().saturating_sub(shipped.len());
-            (library, approved)
-        }
-        Err(e) => {
-            eprintln!("kgent: approved programs are not searched: {e}");
-            (shipped, 0)
-        }
-    };
-    let (embedder, embedder_problem) = setup::embedder();
-    let (retriever, mut summary) = setup::build_retriever(library, embedder, None);
-    if summary.degraded.is_none() {
-        summary.degraded = embedder_problem;
+    let r = setup::session_retrieval()?;
+    for w in &r.warnings {
+        eprintln!("kgent: {w}");
     }
-    Ok(Arc::new(Retrieval {
-        retriever: Arc::new(retriever),
-        summary,
-        shipped_version,
-        approved,
-    }))
+    Ok(Arc::new(r))
 }
 
 /// The probe types `program` uses, as the example library names them.

@@ -14,6 +14,7 @@ mod knowledge;
 mod llm_magic;
 mod nl_cell;
 mod server;
+mod synth_cli;
 mod trace_cell;
 mod wire;
 
@@ -82,6 +83,9 @@ enum Command {
         #[arg(long = "unsafe")]
         allow_unsafe: bool,
     },
+    /// Write a bpftrace program for a plain-English request, checked against this kernel
+    /// (program on stdout). Exit status: 0 accepted, 1 none (a hint is needed), 2 usage error.
+    Synth(synth_cli::SynthArgs),
     /// Tell what this machine offers for tracing, with fixes for what is missing.
     Doctor {
         /// Probe again instead of using the cached answer.
@@ -141,6 +145,7 @@ fn main() -> ExitCode {
             }),
         Command::Kernel { connection_file } => run_kernel(connection_file),
         Command::Doctor { refresh, json } => Ok(doctor::run(refresh, json)),
+        Command::Synth(args) => synth_cli::main(args),
         Command::Check {
             file,
             json,

@@ -1,5 +1,7 @@
 //! `kgent check` as a user runs it: exit codes, human and JSON output, the load check.
 
+mod common;
+use common::live;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -37,15 +39,6 @@ fn codes(v: &serde_json::Value) -> Vec<String> {
         .iter()
         .map(|d| d["code"].as_str().unwrap().to_string())
         .collect()
-}
-
-fn live() -> bool {
-    let ok = std::path::Path::new("/sys/kernel/tracing/events/syscalls").exists()
-        && unsafe { libc::geteuid() } == 0;
-    if !ok {
-        eprintln!("SKIP: needs root and a mounted tracefs with syscall tracepoints");
-    }
-    ok
 }
 
 #[test]

@@ -159,6 +159,8 @@ def test_model_answer_accepted_first_time_streams_tokens(k: KernelSession, llm_s
     assert len(stub.requests) == 1
     html = final_html(cell)
     assert "synthesised by scripted" in html, html
+    # Usage as the server reported it (the interrupt test sees the reply stream live).
+    assert "prompt + " in html and "reply tokens" in html, html
     pinned = next_input(cell)
     assert pinned and "// Kgent: synthesised by scripted" in pinned
     assert "strncmp(str(args->filename)" in pinned

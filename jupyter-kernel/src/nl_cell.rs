@@ -376,6 +376,8 @@ struct Progress {
     state: State,
     /// `--run`: the program attaches right after.
     run: bool,
+    /// Tokens reported by the model so far (prompt, reply).
+    usage: (u64, u64),
 }
 
 enum State {
@@ -404,6 +406,7 @@ impl Progress {
             tokens: 0,
             state: State::Running,
             run,
+            usage: (0, 0),
         }
     }
 
@@ -460,7 +463,9 @@ impl Progress {
             }
             EventKind::Accepted { .. } | EventKind::CacheHit { .. } => Mark::Ok,
             EventKind::GaveUp { .. } => Mark::Fail,
-            EventKind::Started { .. } | EventKind::Retrieved { .. } => Mark::Info,
+            EventKind::Started { .. } | EventKind::Retrieved { .. } | EventKind::Replied { .. } => {
+                Mark::Info
+            }
         };
         // A finished model call: say how much it wrote.
         if matches!(
@@ -710,8 +715,12 @@ impl Progress {
             .iter()
             .filter(|a| a.failure.is_some() || a.diagnostics.iter().any(DiagnosticRecord::is_error))
             .collect();
+        let tokens = match self.usage {
+            (0, 0) => String::new(),
+            (p, c) => format!(", {p} prompt + {c} reply tokens"),
+        };
         let mut out = format!(
-            "<details><summary>History: {} step(s), {} attempt(s), {} ms</summary>",
+            "<details><summary>History: {} step(s), {} attempt(s), {} ms{tokens}</summary>",
             self.steps.len(),
             self.attempts.len().max(1),
             total_ms

@@ -374,6 +374,7 @@ fn json_outcome(req: &SynthRequest, outcome: &SynthOutcome) -> Value {
         "provenance_text": Value::Null,
         "attempts": outcome.attempts,
         "from_cache": outcome.from_cache,
+        "usage": outcome.usage,
         "cache_key": outcome.cache_key,
         "cache_error": outcome.cache_error,
         "weak_match": outcome.weak_match,

@@ -34,7 +34,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kgent_frontend::{check, parse, CheckOptions, Diagnostic, KernelFacts, LineIndex};
-use kgent_llm::{extract_program, ChatMessage, ChatOptions, LlmError, LlmProvider};
+use kgent_llm::{
+    extract_program, ChatMessage, ChatOptions, FinishReason, LlmError, LlmProvider, Usage,
+};
 use kgent_retrieval::{Hit, Retriever};
 use serde::{Deserialize, Serialize};
 
@@ -210,6 +212,15 @@ pub enum EventKind {
         attempt: u32,
     },
     Token(String),
+    /// The model finished a reply: what it cost and why it stopped.
+    Replied {
+        attempt: u32,
+        /// Token counts as the server reported them (unknown when it did not).
+        usage: Usage,
+        elapsed_ms: u64,
+        /// `length` means the reply was cut off by the token budget.
+        finish_reason: Option<String>,
+    },
     Candidate {
         attempt: u32,
         program: String,
@@ -288,6 +299,8 @@ pub struct SynthOutcome {
     /// (e.g. a process name for an example without a `comm` parameter).
     pub not_applied: Vec<String>,
     pub from_cache: bool,
+    /// Tokens the model used over all attempts, as reported (unknown parts stay `None`).
+    pub usage: Usage,
     pub cache_key: String,
     /// Why an accepted result could not be stored in the cache, if it could not.
     pub cache_error: Option<String>,
@@ -478,6 +491,7 @@ impl Synthesizer {
             weak_match: hit.weak_match,
             not_applied: hit.not_applied,
             from_cache: true,
+            usage: Usage::default(),
             cache_key: key,
             cache_error: None,
             timings: Timings {
@@ -624,6 +638,7 @@ impl Synthesizer {
         let max_attempts = req.max_attempts.max(1);
         let mut last_diagnostics = Vec::new();
         let mut last_problem = String::new();
+        let mut usage = Usage::default();
         let mut attempt = 0;
         while attempt < max_attempts {
             attempt += 1;
@@ -655,6 +670,7 @@ impl Synthesizer {
                         message: message.clone(),
                     });
                     outcome.attempts = attempt;
+                    outcome.usage = usage;
                     return outcome;
                 }
                 Err(error) => {
@@ -671,6 +687,13 @@ impl Synthesizer {
                     continue;
                 }
             };
+            add_usage(&mut usage, &reply.usage);
+            em.emit(EventKind::Replied {
+                attempt,
+                usage: reply.usage,
+                elapsed_ms: reply.elapsed.as_millis() as u64,
+                finish_reason: reply.finish_reason.as_ref().map(finish_name),
+            });
             messages.push(ChatMessage::assistant(reply.text.clone()));
             let Some(program) = extract_program(&reply.text) else {
                 last_problem = "the reply had no program".into();
@@ -714,6 +737,7 @@ impl Synthesizer {
                     warnings: verdict.records,
                 });
                 outcome.attempts = attempt;
+                outcome.usage = usage;
                 return outcome;
             }
             let errors = verdict.records.iter().filter(|d| d.is_error()).count();
@@ -748,6 +772,7 @@ impl Synthesizer {
             ask,
         });
         outcome.attempts = attempt;
+        outcome.usage = usage;
         outcome
     }
 
@@ -758,6 +783,25 @@ impl Synthesizer {
             .retry_after()
             .unwrap_or(self.options.backoff * attempt)
             .min(self.options.max_backoff)
+    }
+}
+
+fn add_usage(total: &mut Usage, more: &Usage) {
+    let add = |a: Option<u32>, b: Option<u32>| match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+    };
+    total.prompt_tokens = add(total.prompt_tokens, more.prompt_tokens);
+    total.completion_tokens = add(total.completion_tokens, more.completion_tokens);
+}
+
+fn finish_name(f: &FinishReason) -> String {
+    match f {
+        FinishReason::Stop => "stop".into(),
+        FinishReason::Length => "length".into(),
+        FinishReason::ContentFilter => "content_filter".into(),
+        FinishReason::ToolCalls => "tool_calls".into(),
+        FinishReason::Other(o) => o.clone(),
     }
 }
 
@@ -782,6 +826,7 @@ fn blank_outcome(result: SynthResult) -> SynthOutcome {
         weak_match: None,
         not_applied: Vec::new(),
         from_cache: false,
+        usage: Usage::default(),
         cache_key: String::new(),
         cache_error: None,
         timings: Timings::default(),

@@ -34,6 +34,25 @@ pub fn describe(event: &SynthEvent) -> Option<String> {
         }
         EventKind::Prompting { attempt } => format!("attempt {attempt}: asking the model"),
         EventKind::Token(_) => return None,
+        EventKind::Replied {
+            attempt,
+            usage,
+            elapsed_ms,
+            finish_reason,
+        } => {
+            let tokens = match (usage.prompt_tokens, usage.completion_tokens) {
+                (Some(p), Some(c)) => format!("{p} prompt + {c} reply tokens"),
+                (None, Some(c)) => format!("{c} reply tokens"),
+                (Some(p), None) => format!("{p} prompt tokens"),
+                (None, None) => "token counts not reported".to_string(),
+            };
+            let cut = if finish_reason.as_deref() == Some("length") {
+                "; cut off by the token limit"
+            } else {
+                ""
+            };
+            format!("attempt {attempt}: the model replied in {elapsed_ms} ms ({tokens}{cut})")
+        }
         EventKind::Candidate { attempt, program } => format!(
             "{}: candidate program ({} lines)",
             attempt_name(*attempt),

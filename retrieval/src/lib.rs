@@ -48,6 +48,7 @@ pub mod eval;
 mod hybrid;
 mod lexical;
 mod library;
+mod lmdb;
 mod store;
 mod user;
 

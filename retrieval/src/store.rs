@@ -15,22 +15,23 @@
 //! whether another kernel already built the same key, so concurrent kernels
 //! neither corrupt nor duplicate the index.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use arroy::distances::Cosine;
 use arroy::{Reader, Writer};
 use heed::types::{Bytes, Str};
-use heed::{CommitOrAbort, Env, EnvOpenOptions, RoTxn, WithoutTls};
+use heed::{CommitOrAbort, Env, RoTxn, WithoutTls};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use sha2::{Digest, Sha256};
 
 use crate::embed::{embed_checked, Embedder};
 use crate::error::{Result, RetrievalError};
+use crate::lmdb::{open_env, open_shared, Registry};
 
 /// LMDB reserves this much address space (not disk): the file grows as
 /// needed. The default of 10 MiB would fill up after a few embedders.
@@ -47,8 +48,7 @@ const EMBED_BATCH: usize = 64;
 /// Envs opened by this process, by canonical path: heed refuses to open the
 /// same environment twice in one process, so every `VectorStore` for a
 /// directory shares one.
-static OPEN_STORES: LazyLock<Mutex<HashMap<PathBuf, Weak<StoreInner>>>> =
-    LazyLock::new(Default::default);
+static OPEN_STORES: LazyLock<Registry<StoreInner>> = LazyLock::new(Default::default);
 
 struct StoreInner {
     dir: PathBuf,
@@ -162,53 +162,32 @@ impl VectorStore {
     /// Opens (creating if needed) the store in `dir`. Within one process,
     /// opening the same directory twice returns the same store.
     pub fn open(dir: impl AsRef<Path>) -> Result<VectorStore> {
-        let dir = dir.as_ref();
-        let io = |source| RetrievalError::Io {
-            path: dir.to_path_buf(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let canonical = dir.canonicalize().map_err(io)?;
-        let mut open = OPEN_STORES.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(inner) = open.get(&canonical).and_then(Weak::upgrade) {
-            return Ok(VectorStore { inner });
-        }
-        let store_err = |source| RetrievalError::Store {
-            path: canonical.clone(),
-            source,
-        };
-        // SAFETY: heed's precondition is that nothing else maps these files
-        // in a way that breaks LMDB's own locking: we never use NO_LOCK, and
-        // the registry above prevents a second open in this process.
-        let env = unsafe {
-            EnvOpenOptions::new()
-                .read_txn_without_tls()
-                .map_size(MAP_SIZE)
-                .max_dbs(3)
-                .open(&canonical)
-        }
-        .map_err(store_err)?;
-        let wtxn = env.write_txn().map_err(store_err)?;
-        let (vectors, indexes, embeddings) = env
-            .create_databases_and_commit(wtxn, |dbo, wtxn| -> heed::Result<_> {
-                let vectors = dbo.create_database(wtxn, Some("vectors"))?;
-                let indexes = dbo.create_database(wtxn, Some("indexes"))?;
-                let embeddings = dbo.create_database(wtxn, Some("embeddings"))?;
-                Ok(CommitOrAbort::<_, ()>::Commit((
-                    vectors, indexes, embeddings,
-                )))
+        let inner = open_shared(&OPEN_STORES, dir.as_ref(), |canonical| {
+            let store_err = |source| RetrievalError::Store {
+                path: canonical.clone(),
+                source,
+            };
+            let env = open_env(&canonical, MAP_SIZE, 3).map_err(store_err)?;
+            let wtxn = env.write_txn().map_err(store_err)?;
+            let (vectors, indexes, embeddings) = env
+                .create_databases_and_commit(wtxn, |dbo, wtxn| -> heed::Result<_> {
+                    let vectors = dbo.create_database(wtxn, Some("vectors"))?;
+                    let indexes = dbo.create_database(wtxn, Some("indexes"))?;
+                    let embeddings = dbo.create_database(wtxn, Some("embeddings"))?;
+                    Ok(CommitOrAbort::<_, ()>::Commit((
+                        vectors, indexes, embeddings,
+                    )))
+                })
+                .map_err(store_err)?
+                .unwrap_commit();
+            Ok(StoreInner {
+                dir: canonical,
+                env,
+                vectors,
+                indexes,
+                embeddings,
             })
-            .map_err(store_err)?
-            .unwrap_commit();
-        let inner = Arc::new(StoreInner {
-            dir: canonical.clone(),
-            env,
-            vectors,
-            indexes,
-            embeddings,
-        });
-        open.retain(|_, weak| weak.strong_count() > 0);
-        open.insert(canonical, Arc::downgrade(&inner));
+        })?;
         Ok(VectorStore { inner })
     }
 

@@ -17,18 +17,18 @@
 //! `add` reads the record it replaces inside that transaction, so two kernels
 //! approving the same program merge their requests instead of one losing.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use heed::types::Bytes;
-use heed::{CommitOrAbort, Env, EnvOpenOptions, WithoutTls};
+use heed::{CommitOrAbort, Env, WithoutTls};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, RetrievalError};
 use crate::library::{Example, OutputKind};
+use crate::lmdb::{open_env, open_shared, Registry};
 use crate::store::kgent_data_dir;
 
 /// Ids of approved examples start with this. Not `user-`: that is the
@@ -59,8 +59,7 @@ const ORIGIN: &str = "<user library>";
 /// Envs opened by this process, by canonical path: heed refuses to open one
 /// environment twice in a process, so every `UserLibrary` for a directory
 /// shares one (as `VectorStore` does for its own directories).
-static OPEN_LIBRARIES: LazyLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> =
-    LazyLock::new(Default::default);
+static OPEN_LIBRARIES: LazyLock<Registry<Inner>> = LazyLock::new(Default::default);
 
 struct Inner {
     dir: PathBuf,
@@ -189,46 +188,26 @@ impl UserLibrary {
     /// opening the same directory twice returns the same library. `dir`
     /// must not also be a [`crate::VectorStore`] directory.
     pub fn open(dir: impl AsRef<Path>) -> Result<UserLibrary> {
-        let dir = dir.as_ref();
-        let io = |source| RetrievalError::Io {
-            path: dir.to_path_buf(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let canonical = dir.canonicalize().map_err(io)?;
-        let mut open = OPEN_LIBRARIES.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(inner) = open.get(&canonical).and_then(Weak::upgrade) {
-            return Ok(UserLibrary { inner });
-        }
-        let err = |source| RetrievalError::UserLibrary {
-            path: canonical.clone(),
-            source,
-        };
-        // SAFETY: as for `VectorStore::open`: LMDB's own locking is on (no
-        // NO_LOCK) and the registry above prevents a second open here.
-        let env = unsafe {
-            EnvOpenOptions::new()
-                .read_txn_without_tls()
-                .map_size(MAP_SIZE)
-                .max_dbs(1)
-                .open(&canonical)
-        }
-        .map_err(err)?;
-        let wtxn = env.write_txn().map_err(err)?;
-        let db = env
-            .create_databases_and_commit(wtxn, |dbo, wtxn| -> heed::Result<_> {
-                let db = dbo.create_database(wtxn, Some(DB_NAME))?;
-                Ok(CommitOrAbort::<_, ()>::Commit(db))
+        let inner = open_shared(&OPEN_LIBRARIES, dir.as_ref(), |canonical| {
+            let err = |source| RetrievalError::UserLibrary {
+                path: canonical.clone(),
+                source,
+            };
+            let env = open_env(&canonical, MAP_SIZE, 1).map_err(err)?;
+            let wtxn = env.write_txn().map_err(err)?;
+            let db = env
+                .create_databases_and_commit(wtxn, |dbo, wtxn| -> heed::Result<_> {
+                    let db = dbo.create_database(wtxn, Some(DB_NAME))?;
+                    Ok(CommitOrAbort::<_, ()>::Commit(db))
+                })
+                .map_err(err)?
+                .unwrap_commit();
+            Ok(Inner {
+                dir: canonical,
+                env,
+                db,
             })
-            .map_err(err)?
-            .unwrap_commit();
-        let inner = Arc::new(Inner {
-            dir: canonical.clone(),
-            env,
-            db,
-        });
-        open.retain(|_, weak| weak.strong_count() > 0);
-        open.insert(canonical, Arc::downgrade(&inner));
+        })?;
         Ok(UserLibrary { inner })
     }
 

@@ -174,10 +174,12 @@ def test_empty_program(kernel: KernelSession) -> None:
     assert "no program" in err["evalue"], err
 
 
-def test_natural_language_is_not_available_yet(kernel: KernelSession) -> None:
-    err = single_error(kernel.run("show me which processes open files in /etc"), "NotAvailable")
-    assert "natural-language" in err["evalue"]
-    assert "%%bpftrace" in strip_ansi("\n".join(err["traceback"]))
+def test_empty_or_malformed_request_cells(kernel: KernelSession) -> None:
+    err = single_error(kernel.run("%%nl --offline\n"), "UsageError")
+    assert "no request" in err["evalue"]
+    assert "show which processes" in strip_ansi("\n".join(err["traceback"]))  # an example
+    err = single_error(kernel.run("%%nl --retries many\ncount opens"), "UsageError")
+    assert "usage: %%nl" in strip_ansi("\n".join(err["traceback"]))
 
 
 def test_introspecting_unknown_name(kernel: KernelSession) -> None:

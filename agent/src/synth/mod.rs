@@ -25,6 +25,7 @@
 //! [`SynthEvent`]s, each stamped with the milliseconds since the run started.
 
 mod cache;
+pub mod comprehend;
 mod offline;
 mod prompt;
 pub mod trace;

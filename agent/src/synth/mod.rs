@@ -412,7 +412,7 @@ impl Synthesizer {
             return self.replay(hit, key, em);
         }
         let mut timings = Timings::default();
-        let hits = self.retriever.search(&req.request, PROMPT_EXAMPLES);
+        let hits = self.nearest_runnable(&req.request);
         em.emit(EventKind::Retrieved {
             examples: hits
                 .iter()
@@ -503,6 +503,29 @@ impl Synthesizer {
         }
     }
 
+    /// The examples nearest to `request`, those whose probe types attach on
+    /// this kernel first (a kprobe example is no model, and no offline answer,
+    /// where there are no kprobes), at most [`PROMPT_EXAMPLES`].
+    fn nearest_runnable(&self, request: &str) -> Vec<Hit> {
+        let mut hits = self.retriever.search(request, PROMPT_EXAMPLES * 4);
+        let runnable = |h: &Hit| {
+            self.retriever.example(h).is_some_and(|e| {
+                e.probe_types.iter().all(|p| {
+                    kgent_frontend::ast::ProbeKind::from_provider(p).is_none_or(|kind| {
+                        !matches!(
+                            self.facts.probe_support(kind),
+                            kgent_frontend::ProbeSupport::Unsupported { .. }
+                        )
+                    })
+                })
+            })
+        };
+        // Stable: within each group the retrieval order stands.
+        hits.sort_by_key(|h| !runnable(h));
+        hits.truncate(PROMPT_EXAMPLES);
+        hits
+    }
+
     /// Parse + check against this kernel.
     fn check_program(&self, program: &str) -> Verdict {
         let parsed = parse(program);
@@ -546,10 +569,15 @@ impl Synthesizer {
         let mut outcome = blank_outcome(SynthResult::NoExample {
             message: String::new(),
         });
-        let Some((hit, example)) = hits
-            .first()
-            .and_then(|h| self.retriever.example(h).map(|e| (h, e)))
-        else {
+        let mut candidates: Vec<(&Hit, &kgent_retrieval::Example)> = hits
+            .iter()
+            .filter_map(|h| self.retriever.example(h).map(|e| (h, e)))
+            .collect();
+        // A strong match further down beats a weak one on top.
+        candidates.sort_by_key(|(h, e)| {
+            matches!(match_strength(&req.request, h, e), MatchStrength::Weak(_))
+        });
+        if candidates.is_empty() {
             let message = format!(
                 "no example in the library matches {:?}; describe the events to trace \
                  (system call, tracepoint, process) or configure an LLM",
@@ -557,9 +585,6 @@ impl Synthesizer {
             );
             outcome.result = SynthResult::NoExample { message };
             return outcome;
-        };
-        if let MatchStrength::Weak(reason) = match_strength(&req.request, hit, example) {
-            outcome.weak_match = Some(reason);
         }
         // Hints can name the values too ("the process is nginx").
         let text = std::iter::once(req.request.as_str())
@@ -567,53 +592,72 @@ impl Synthesizer {
             .collect::<Vec<_>>()
             .join(". ");
         let values = RequestValues::from_request(&text);
-        let adaptation = adapt(example, &values);
-        outcome.not_applied = adaptation.not_applied.clone();
-        em.emit(EventKind::Candidate {
-            attempt: 0,
-            program: adaptation.program.clone(),
-        });
-        let mut verdict = self.check_program(&adaptation.program);
-        if verdict.passed && req.load_check {
-            let started = Instant::now();
-            let mut loaded = self.load_check(&adaptation.program).await;
-            timings.load_check += started.elapsed();
-            loaded.records.splice(0..0, verdict.records);
-            verdict = loaded;
-        }
-        em.emit(EventKind::Diagnostics {
-            attempt: 0,
-            diagnostics: verdict.records.clone(),
-        });
-        if verdict.passed {
-            let provenance = Provenance::Retrieved {
-                example_id: example.id.clone(),
-                adapted: adaptation.adapted.clone(),
-            };
-            em.emit(EventKind::Accepted {
+        // The nearest example first; one this kernel cannot run (say, a kprobe
+        // where there are no kprobes) gives way to the next nearest.
+        let mut first_failure: Option<(String, Vec<DiagnosticRecord>)> = None;
+        for (i, (hit, example)) in candidates.iter().enumerate() {
+            let adaptation = adapt(example, &values);
+            em.emit(EventKind::Candidate {
                 attempt: 0,
                 program: adaptation.program.clone(),
-                provenance: provenance.clone(),
             });
-            outcome.result = SynthResult::Accepted {
-                program: adaptation.program,
-                provenance,
+            let mut verdict = self.check_program(&adaptation.program);
+            if verdict.passed && req.load_check {
+                let started = Instant::now();
+                let mut loaded = self.load_check(&adaptation.program).await;
+                timings.load_check += started.elapsed();
+                loaded.records.splice(0..0, verdict.records);
+                verdict = loaded;
+            }
+            em.emit(EventKind::Diagnostics {
                 attempt: 0,
-                warnings: verdict.records,
-            };
-        } else {
-            let ask = prompt::ask_offline(&example.id, &verdict.records);
-            em.emit(EventKind::GaveUp {
-                attempts: 0,
-                last_diagnostics: verdict.records.clone(),
-                ask: ask.clone(),
+                diagnostics: verdict.records.clone(),
             });
-            outcome.result = SynthResult::GaveUp {
-                attempts: 0,
-                last_diagnostics: verdict.records,
-                ask,
-            };
+            if verdict.passed {
+                if let MatchStrength::Weak(reason) = match_strength(&req.request, hit, example) {
+                    outcome.weak_match = Some(reason);
+                }
+                outcome.not_applied = adaptation.not_applied.clone();
+                let provenance = Provenance::Retrieved {
+                    example_id: example.id.clone(),
+                    adapted: adaptation.adapted.clone(),
+                };
+                em.emit(EventKind::Accepted {
+                    attempt: 0,
+                    program: adaptation.program.clone(),
+                    provenance: provenance.clone(),
+                });
+                outcome.result = SynthResult::Accepted {
+                    program: adaptation.program,
+                    provenance,
+                    attempt: 0,
+                    warnings: verdict.records,
+                };
+                return outcome;
+            }
+            if let Some((next, _)) = candidates.get(i + 1) {
+                em.emit(EventKind::Retry {
+                    attempt: 0,
+                    reason: format!(
+                        "example {} does not pass the checks on this kernel; trying {}",
+                        example.id, next.example_id
+                    ),
+                });
+            }
+            first_failure.get_or_insert((example.id.clone(), verdict.records));
         }
+        let (example_id, records) = first_failure.unwrap_or_default();
+        let ask = prompt::ask_offline(&example_id, &records);
+        em.emit(EventKind::GaveUp {
+            attempts: 0,
+            last_diagnostics: records.clone(),
+            ask: ask.clone(),
+        });
+        outcome.result = SynthResult::GaveUp {
+            attempts: 0,
+            last_diagnostics: records,
+            ask,
+        };
         outcome
     }
 

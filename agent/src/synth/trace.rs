@@ -77,6 +77,8 @@ pub fn describe(event: &SynthEvent) -> Option<String> {
                 }
             }
         }
+        // Offline, the next nearest example is tried; there is no feedback.
+        EventKind::Retry { attempt: 0, reason } => reason.clone(),
         EventKind::Retry { attempt, reason } => {
             format!("attempt {attempt} failed ({reason}); feedback sent, trying again")
         }

@@ -2,4 +2,5 @@
 // tell cargo to rebuild when a file is added or edited; this does.
 fn main() {
     println!("cargo:rerun-if-changed=../specs/examples");
+    println!("cargo:rerun-if-changed=../specs/contracts");
 }

@@ -2,6 +2,7 @@
 //! failures; it knows nothing of Jupyter.
 
 pub mod builtins;
+pub mod contracts;
 pub mod embeddings;
 pub mod facts;
 pub mod failure;

@@ -6,11 +6,11 @@
 //!
 //! Skips, naming the reason, without tracefs, BTF or the tools.
 
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
+#[macro_use]
+mod common;
 
-use kgent_agent::facts::CatalogFacts;
-use kgent_catalog::{capabilities, Catalog, CatalogPaths};
+use std::path::Path;
+
 use kgent_frontend::ast::ProbeKind;
 use kgent_frontend::{
     check, parse, render_human, CheckOptions, Diagnostic, KernelFacts, ProbeSupport, Severity,
@@ -57,41 +57,6 @@ const TOOLS: &[&str] = &[
     "writeback",
     "xfsdist",
 ];
-
-/// The live facts, built once for all tests, or why they cannot be.
-fn facts() -> Result<&'static CatalogFacts, String> {
-    static FACTS: OnceLock<Result<CatalogFacts, String>> = OnceLock::new();
-    FACTS
-        .get_or_init(|| {
-            let paths = CatalogPaths::detect();
-            if !paths.tracefs.join("available_events").exists() {
-                return Err(format!(
-                    "tracefs is not readable at {} (mount it, run as root)",
-                    paths.tracefs.display()
-                ));
-            }
-            let catalog = Catalog::load(&paths).map_err(|e| e.to_string())?;
-            if catalog.btf_types().is_none() {
-                return Err("no kernel BTF (/sys/kernel/btf/vmlinux)".to_string());
-            }
-            let caps = capabilities(false);
-            Ok(CatalogFacts::new(Arc::new(catalog), Some(Arc::new(caps))))
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-macro_rules! live_facts {
-    ($test:expr) => {
-        match facts() {
-            Ok(f) => f,
-            Err(why) => {
-                eprintln!("{}: skipped: {why}", $test);
-                return;
-            }
-        }
-    };
-}
 
 fn run(facts: &dyn KernelFacts, source: &str) -> Vec<Diagnostic> {
     let parsed = parse(source);

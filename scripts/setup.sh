@@ -12,6 +12,10 @@ need_apt=()
 command -v bpftrace >/dev/null || need_apt+=(bpftrace)
 command -v bpftool >/dev/null || need_apt+=(bpftool)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# The symbolic verifier (verify/) links Debian's Z3; bindgen reads its header with libclang.
+for pkg in libz3-dev libclang-dev; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need_apt+=("$pkg")
+done
 command -v cargo >/dev/null || { echo "cargo (Rust) is required: https://rustup.rs" >&2; exit 1; }
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -9,7 +9,7 @@
 //! searches are not cached here: the catalog re-reads a binary that changed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use kgent_catalog::btf::{BtfTypes, Kind, TypeData, TypeId};
 use kgent_catalog::{Capabilities, Catalog, ProbeType, Support};
@@ -54,7 +54,6 @@ struct Caches {
     matches: Mutex<HashMap<(String, usize), ProbeMatches>>,
     /// Uprobe targets given by name (`libc`) -> the file they resolved to.
     targets: Mutex<HashMap<String, String>>,
-    enums: OnceLock<HashMap<String, i128>>,
     /// All names per provider (`tracepoint`, `kprobe`, `kfunc`), for "did you mean".
     names: Mutex<HashMap<&'static str, Arc<Vec<String>>>>,
 }
@@ -270,22 +269,6 @@ impl CatalogFacts {
         }
         r
     }
-
-    fn enums(&self) -> &HashMap<String, i128> {
-        self.cache.enums.get_or_init(|| {
-            let mut out = HashMap::new();
-            if let Some(btf) = self.btf() {
-                for t in btf.iter() {
-                    if let TypeData::Enum(e) | TypeData::Enum64(e) = t.data {
-                        for v in e.values() {
-                            out.entry(v.name.to_string()).or_insert(v.value);
-                        }
-                    }
-                }
-            }
-            out
-        })
-    }
 }
 
 fn record_ref(btf: &BtfTypes, id: TypeId) -> Option<RecordRef> {
@@ -491,7 +474,9 @@ impl KernelFacts for CatalogFacts {
     }
 
     fn enum_constant(&self, name: &str) -> Option<i128> {
-        self.enums().get(name).copied()
+        // An index of enumerator names, not a map of all ~19k values: building that map
+        // meant decoding every BTF type (~10 ms) in a short-lived `kgent check`.
+        self.btf()?.enum_value(name)
     }
 }
 

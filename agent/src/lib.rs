@@ -11,6 +11,7 @@ pub mod probe_scan;
 pub mod runner;
 pub mod setup;
 pub mod synth;
+pub mod verifier;
 pub mod watchdog;
 
 pub use builtins::{builtin, Builtin, BuiltinKind, BUILTINS};

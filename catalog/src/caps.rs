@@ -212,10 +212,29 @@ pub enum TracefsState {
     Unavailable(String),
 }
 
+/// `std::fs::read_to_string` for small procfs files: they report size 0, which makes it read
+/// 32 bytes, then 32, 64, 128... (8 calls for the mount table); one large buffer takes one.
+pub(crate) fn read_proc(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut s = String::with_capacity(16 * 1024);
+    std::fs::File::open(path)?.read_to_string(&mut s)?;
+    Ok(s)
+}
+
 /// Reads the mount table for tracefs, preferring `/sys/kernel/tracing` over the debugfs
 /// automount at `/sys/kernel/debug/tracing`.
 pub fn tracefs_state() -> TracefsState {
-    let mounts = match std::fs::read_to_string("/proc/self/mounts") {
+    // The usual case without the mount table (~0.1 ms: the kernel formats every mount):
+    // tracefs at its own place, as a directory rather than a symlink to somewhere else.
+    if is_tracefs_dir(TRACEFS_MOUNT_POINT) {
+        return TracefsState::Mounted(PathBuf::from(TRACEFS_MOUNT_POINT));
+    }
+    tracefs_state_from_mounts()
+}
+
+/// [`tracefs_state`] from the mount table alone.
+fn tracefs_state_from_mounts() -> TracefsState {
+    let mounts = match read_proc("/proc/self/mounts") {
         Ok(m) => m,
         Err(e) => return TracefsState::Unavailable(format!("cannot read /proc/self/mounts: {e}")),
     };
@@ -227,11 +246,33 @@ pub fn tracefs_state() -> TracefsState {
     {
         return TracefsState::Mounted(p.clone());
     }
-    match std::fs::read_to_string("/proc/filesystems") {
+    match read_proc("/proc/filesystems") {
         Ok(fs) if fs.split_whitespace().any(|w| w == "tracefs") => TracefsState::NotMounted,
         Ok(_) => TracefsState::Unavailable("the kernel has no tracefs (CONFIG_TRACING off)".into()),
         Err(e) => TracefsState::Unavailable(format!("cannot read /proc/filesystems: {e}")),
     }
+}
+
+/// Whether `path` is a directory (not a symlink) on tracefs.
+fn is_tracefs_dir(path: &str) -> bool {
+    /// `TRACEFS_MAGIC` in `linux/magic.h`.
+    const TRACEFS_MAGIC: i64 = 0x7472_6163;
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        return false;
+    }
+    let Ok(c) = std::ffi::CString::new(path) else {
+        return false;
+    };
+    // SAFETY: statfs is plain data, for which all-zero bytes are a valid value.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a valid out-pointer.
+    if unsafe { libc::statfs(c.as_ptr(), &mut fs) } != 0 {
+        return false;
+    }
+    // `f_type` is i64 on x86-64 glibc, narrower elsewhere.
+    #[allow(clippy::useless_conversion)]
+    let fs_type = i64::from(fs.f_type);
+    fs_type == TRACEFS_MAGIC
 }
 
 /// Mount points of tracefs in a `/proc/self/mounts` text.
@@ -321,7 +362,7 @@ impl Privileges {
     pub fn current() -> Privileges {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let euid = unsafe { libc::geteuid() };
-        let cap_eff = std::fs::read_to_string("/proc/self/status")
+        let cap_eff = read_proc("/proc/self/status")
             .ok()
             .and_then(|s| parse_cap_eff(&s))
             .unwrap_or(0);
@@ -847,7 +888,7 @@ fn write_cache(path: &Path, entry: &CacheEntry) -> std::io::Result<()> {
 }
 
 fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+    read_proc("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
 }
@@ -860,17 +901,25 @@ fn kernel_release() -> String {
 /// with the privilege to trace, [`detect`] (seconds). Without bpftrace or privileges no probe
 /// is tried and every type is `NotTested`; the version is still cached.
 pub fn capabilities(refresh: bool) -> Capabilities {
-    capabilities_with(
+    capabilities_given(tracefs_state(), refresh)
+}
+
+/// [`capabilities`] with the tracefs state already read by the caller ([`tracefs_state`]),
+/// which saves reading the mount table a second time.
+pub fn capabilities_given(tracefs: TracefsState, refresh: bool) -> Capabilities {
+    capabilities_from(
         cache_file().as_deref(),
         locate_bpftrace(),
         Privileges::current(),
         refresh,
         detect,
+        tracefs,
     )
 }
 
 /// [`capabilities`] with the cache file, the bpftrace binary, the privileges and the probe
 /// detector given.
+#[cfg(test)]
 fn capabilities_with(
     cache: Option<&Path>,
     located: Option<PathBuf>,
@@ -878,8 +927,26 @@ fn capabilities_with(
     refresh: bool,
     detector: impl FnOnce(&BpftraceInfo) -> BTreeMap<ProbeType, Support>,
 ) -> Capabilities {
+    capabilities_from(
+        cache,
+        located,
+        privileges,
+        refresh,
+        detector,
+        tracefs_state(),
+    )
+}
+
+/// [`capabilities_with`] with the tracefs state given.
+fn capabilities_from(
+    cache: Option<&Path>,
+    located: Option<PathBuf>,
+    privileges: Privileges,
+    refresh: bool,
+    detector: impl FnOnce(&BpftraceInfo) -> BTreeMap<ProbeType, Support>,
+    tracefs: TracefsState,
+) -> Capabilities {
     let kernel_release = kernel_release();
-    let tracefs = tracefs_state();
     let not_tested = |reason: &str| {
         ProbeType::ALL
             .iter()
@@ -1241,6 +1308,14 @@ mod tests {
         );
         assert_eq!(parse_version("nonsense"), None);
         assert_eq!(parse_version("bpftrace v1"), None);
+    }
+
+    /// The shortcut without the mount table gives the mount table's answer, here.
+    #[test]
+    fn tracefs_state_agrees_with_the_mount_table() {
+        assert_eq!(tracefs_state(), tracefs_state_from_mounts());
+        assert!(!is_tracefs_dir("/proc"));
+        assert!(!is_tracefs_dir("/no/such/dir"));
     }
 
     #[test]

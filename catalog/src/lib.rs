@@ -18,9 +18,9 @@ mod names;
 mod tracefs;
 
 pub use caps::{
-    alternatives, capabilities, detect, doctor_lines, find_bpftrace, locate_bpftrace,
-    mount_tracefs, tracefs_state, BpftraceInfo, Capabilities, DoctorLine, Privileges, ProbeType,
-    Support, TracefsState,
+    alternatives, capabilities, capabilities_given, detect, doctor_lines, find_bpftrace,
+    locate_bpftrace, mount_tracefs, tracefs_state, BpftraceInfo, Capabilities, DoctorLine,
+    Privileges, ProbeType, Support, TracefsState,
 };
 pub use catalog::{
     Catalog, CatalogCounts, CatalogPaths, Field, ProbeFields, SearchResult, SourceKind,

@@ -4,11 +4,13 @@ use crate::catalog::Field;
 
 /// Tracepoint names ("category:event") from `available_events`; malformed lines are skipped.
 pub(crate) fn parse_available_events(text: &str) -> impl Iterator<Item = &str> {
-    text.lines().map(str::trim).filter(|l| {
-        // "category:event" with both parts non-empty, nothing else.
-        matches!(l.split_once(':'), Some((c, e)) if !c.is_empty() && !e.is_empty() && !e.contains(':'))
-            && !l.contains(char::is_whitespace)
-    })
+    text.lines().map(str::trim).filter(|l| is_event_name(l))
+}
+
+/// "category:event" with both parts non-empty, nothing else.
+pub(crate) fn is_event_name(l: &str) -> bool {
+    matches!(l.split_once(':'), Some((c, e)) if !c.is_empty() && !e.is_empty() && !e.contains(':'))
+        && !l.contains(char::is_whitespace)
 }
 
 /// Typed fields of an event `format` file, without the `common_*` header fields (bpftrace hides

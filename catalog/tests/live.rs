@@ -158,7 +158,16 @@ fn live_sources_load_on_first_use() {
     let exact = cat.search("tracepoint:syscalls:sys_enter_openat", 10);
     assert_eq!(exact.names, ["tracepoint:syscalls:sys_enter_openat"]);
     assert_eq!(cat.loaded_sources(), []);
+    // One category's few matches, and an exact event in any category, come from the event
+    // directories; a pattern over many categories needs the list.
     let r = cat.search("t:syscalls:sys_enter_open*", 100);
+    assert!(r
+        .names
+        .contains(&"tracepoint:syscalls:sys_enter_openat".to_string()));
+    let r = cat.search("tracepoint:*:sys_enter_openat", 100);
+    assert_eq!(r.names, ["tracepoint:syscalls:sys_enter_openat"]);
+    assert_eq!(cat.loaded_sources(), []);
+    let r = cat.search("t:sys*:sys_enter_open*", 100);
     assert!(r
         .names
         .contains(&"tracepoint:syscalls:sys_enter_openat".to_string()));
@@ -207,4 +216,49 @@ fn live_event_directories_match_available_events() {
         assert_eq!(r.names, [format!("tracepoint:{name}")]);
     }
     assert_eq!(cat.loaded_sources(), []);
+}
+
+/// Tracepoint searches answered from the event directories (before `available_events` is
+/// read) answer as searches over the full list do.
+#[test]
+fn live_directory_searches_match_the_full_list() {
+    let Some(full) = live() else { return };
+    // Reads the full list: a pattern with no category.
+    assert!(full.search("tracepoint:*", 1).total_matches > 100);
+    let paths = full.paths().clone();
+    let mut patterns = vec![
+        "*:no_such_event_anywhere".to_string(),
+        "*:sched_switch".to_string(),
+        "*:function".to_string(),
+        "no_such_category:*".to_string(),
+        "ftrace:*".to_string(),
+        "syscalls:sys_enter_exec*".to_string(),
+        "syscalls:*".to_string(),
+        "syscalls:sys_?nter_read*".to_string(),
+        "sched:*".to_string(),
+        "sched:sched_wak*".to_string(),
+        "tcp:*".to_string(),
+        "sock:*".to_string(),
+        "*:*".to_string(),
+        "sys*:sys_enter_read".to_string(),
+    ];
+    let all = full.search("tracepoint:*", usize::MAX).names;
+    for name in all.iter().step_by(41) {
+        let (_, rest) = name.split_once(':').unwrap();
+        let (cat, event) = rest.split_once(':').unwrap();
+        patterns.push(format!("*:{event}"));
+        patterns.push(format!("{cat}:*"));
+        patterns.push(format!("{cat}:{}*", &event[..event.len().min(5)]));
+    }
+    for p in patterns {
+        for limit in [0, 1, 100] {
+            let fresh = Catalog::load(&paths).unwrap();
+            let pattern = format!("tracepoint:{p}");
+            assert_eq!(
+                fresh.search(&pattern, limit),
+                full.search(&pattern, limit),
+                "{pattern} limit {limit}"
+            );
+        }
+    }
 }

@@ -16,6 +16,7 @@ mod nl_cell;
 mod server;
 mod synth_cli;
 mod trace_cell;
+mod verify_cli;
 mod wire;
 
 use std::path::PathBuf;
@@ -86,6 +87,10 @@ enum Command {
     /// Write a bpftrace program for a plain-English request, checked against this kernel
     /// (program on stdout). Exit status: 0 accepted, 1 none (a hint is needed), 2 usage error.
     Synth(synth_cli::SynthArgs),
+    /// Decide a program's assertions with the symbolic verifier, after annotating it from
+    /// its attach points' contracts and the rules (`--request`). Exit status: 0 all proved,
+    /// 1 one refuted, 3 some unknown, 2 usage error.
+    Verify(verify_cli::VerifyArgs),
     /// Tell what this machine offers for tracing, with fixes for what is missing.
     Doctor {
         /// Probe again instead of using the cached answer.
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
         Command::Kernel { connection_file } => run_kernel(connection_file),
         Command::Doctor { refresh, json } => Ok(doctor::run(refresh, json)),
         Command::Synth(args) => synth_cli::main(args),
+        Command::Verify(args) => verify_cli::main(args),
         Command::Check {
             file,
             json,
@@ -168,6 +174,10 @@ fn main() -> ExitCode {
 }
 
 fn run_check(args: check::CheckArgs<'_>) -> anyhow::Result<ExitCode> {
+    // Only the load check waits on a child process; without it no runtime is needed.
+    if !args.load {
+        return Ok(check::run_now(args));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

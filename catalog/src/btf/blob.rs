@@ -30,14 +30,16 @@ impl Deref for Blob {
     }
 }
 
-/// A private, read-only mapping of a whole sysfs file.
+/// A private, read-only mapping of a whole file: a sysfs BTF blob, or the index cache file
+/// (which kgent only ever replaces by renaming a new file over it, never rewrites in place).
 pub(crate) struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
 }
 
 // SAFETY: the mapping is read-only and nothing in this process writes to it; the kernel never
-// changes a sysfs BTF blob either, so shared references to it may cross threads.
+// changes a sysfs BTF blob, and the index cache file is replaced, not modified, so shared
+// references to it may cross threads.
 unsafe impl Send for Mapping {}
 // SAFETY: as for Send: the bytes are immutable for the life of the mapping.
 unsafe impl Sync for Mapping {}
@@ -60,6 +62,15 @@ impl Mapping {
         if fs_type != SYSFS_MAGIC {
             return None;
         }
+        Mapping::file(file, len as u64)
+    }
+
+    /// Maps the first `len` bytes of any file; `None` for an empty file or when mapping fails.
+    /// Only for files nobody truncates while they are mapped (that would raise SIGBUS): sysfs
+    /// files, and the index cache, which is replaced by rename.
+    pub(crate) fn file(file: &File, len: u64) -> Option<Mapping> {
+        let len = usize::try_from(len).ok().filter(|&l| l > 0)?;
+        let fd = file.as_raw_fd();
         // SAFETY: a fresh read-only private mapping of an open descriptor; the kernel picks the
         // address, and the result is checked before use.
         let ptr = unsafe {
@@ -81,7 +92,7 @@ impl Mapping {
         })
     }
 
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         // SAFETY: `ptr` points at `len` readable bytes, mapped until `self` is dropped, and
         // nothing writes to them (see the Send/Sync impls).
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
@@ -90,7 +101,7 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in `sysfs`; no slice of it outlives `self`.
+        // SAFETY: unmaps exactly the mapping made in `file`; no slice of it outlives `self`.
         unsafe {
             libc::munmap(self.ptr.as_ptr().cast(), self.len);
         }

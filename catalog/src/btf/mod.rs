@@ -6,8 +6,10 @@
 //! look up structs, members, typedefs, enums and function signatures, and spell types in C.
 
 mod blob;
+mod cache;
 mod reader;
 mod render;
+mod table;
 #[cfg(test)]
 mod tests;
 
@@ -34,15 +36,41 @@ impl BtfTypes {
     /// (4 KiB per `read` from sysfs, and a fault per page of the new buffer). Other files are
     /// read into memory.
     pub fn from_file(path: impl AsRef<Path>) -> Result<BtfTypes, CatalogError> {
-        let path = path.as_ref();
+        BtfTypes::from_file_cached(path.as_ref(), None)
+    }
+
+    /// [`BtfTypes::from_file`], keeping the tables and name indexes of the kernel's own BTF
+    /// (a sysfs file) in the index cache file `cache` for the rest of this boot, and taking
+    /// them from there when they are. Other files are always parsed.
+    pub(crate) fn from_file_cached(
+        path: &Path,
+        cache: Option<&Path>,
+    ) -> Result<BtfTypes, CatalogError> {
         let io = |source| CatalogError::Io {
             path: path.to_path_buf(),
             source,
         };
+        let btf_error = |e: BtfError| CatalogError::Btf {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
         let mut file = std::fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         let blob = match Mapping::sysfs(&file, len) {
-            Some(m) => Blob::Mapped(m),
+            Some(m) => {
+                let blob = Blob::Mapped(m);
+                let key = cache.and_then(|c| Some((c, cache::Key::new(path, &blob)?)));
+                let Some((cache_file, key)) = key else {
+                    return BtfTypes::from_blob(blob).map_err(btf_error);
+                };
+                if let Some(tables) = cache::load(cache_file, &key) {
+                    return Ok(BtfTypes::with_tables(blob, tables));
+                }
+                let types = BtfTypes::from_blob(blob).map_err(btf_error)?;
+                // A cache that cannot be written only costs the next process the parse.
+                let _ = cache::store(cache_file, &key, || types.tables());
+                return Ok(types);
+            }
             None => {
                 use std::io::Read;
                 let mut v = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
@@ -50,10 +78,7 @@ impl BtfTypes {
                 Blob::Owned(v)
             }
         };
-        BtfTypes::from_blob(blob).map_err(|e| CatalogError::Btf {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })
+        BtfTypes::from_blob(blob).map_err(btf_error)
     }
 }
 
@@ -77,7 +102,7 @@ impl std::fmt::Debug for BtfIndex {
 impl BtfIndex {
     /// Opens and parses a raw BTF file; the function index is built on first use.
     pub(crate) fn load(path: &Path) -> Result<BtfIndex, CatalogError> {
-        let types = BtfTypes::from_file(path)?;
+        let types = BtfTypes::from_file_cached(path, cache::default_file().as_deref())?;
         Ok(BtfIndex {
             types,
             funcs: OnceLock::new(),

@@ -11,6 +11,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use super::blob::Blob;
+use super::table::{EnumeratorRef, NameRef, Table};
 
 /// Index of a type in the table; 0 is `void`.
 pub type TypeId = u32;
@@ -426,6 +427,14 @@ impl<'a> Iterator for EnumValues<'a> {
         let n = self.records.len() / if self.wide { 12 } else { 8 };
         (n, Some(n))
     }
+
+    /// Skips `n` values without decoding them (no name lookups).
+    fn nth(&mut self, n: usize) -> Option<EnumValue<'a>> {
+        let step = if self.wide { 12 } else { 8 };
+        let skip = n.saturating_mul(step).min(self.records.len());
+        self.records = &self.records[skip..];
+        self.next()
+    }
 }
 
 impl ExactSizeIterator for EnumValues<'_> {}
@@ -721,16 +730,31 @@ pub struct BtfTypes {
     strings: (usize, usize),
     /// Blob offset of each type's record; entry 0 (void) is unused. `u32` halves the table
     /// (vmlinux has ~126k types); blobs over 4 GiB are refused.
-    offsets: Vec<u32>,
+    offsets: Table<u32>,
     /// Raw kind number of each type (0 for void), so that filtering by kind reads one byte.
-    kinds: Vec<u8>,
+    kinds: Table<u8>,
     /// (name hash, id) of every named type, sorted; built on the first name lookup so that
     /// loading for the function list does not pay for it.
-    by_name: OnceLock<Vec<(u32, TypeId)>>,
+    by_name: OnceLock<Vec<NameRef>>,
     /// The same for the types of one kind (indexed by kind number), built on the first lookup
     /// of that kind: finding a typedef costs ~0.3 ms for its index instead of ~5-8 ms for
     /// the index of all names.
-    by_kind: [OnceLock<Vec<(u32, TypeId)>>; KIND_COUNT],
+    by_kind: [OnceLock<Table<NameRef>>; KIND_COUNT],
+    /// (name hash, type id, position) of every enumerator of ENUM and ENUM64 types, sorted;
+    /// built on the first [`BtfTypes::enum_value`].
+    enumerators: OnceLock<Table<EnumeratorRef>>,
+}
+
+/// The lookup tables [`BtfTypes`] builds over a blob, as kept by the on-disk index cache.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Tables {
+    pub(crate) big_endian: bool,
+    pub(crate) strings: (usize, usize),
+    pub(crate) offsets: Table<u32>,
+    pub(crate) kinds: Table<u8>,
+    /// Per-kind name indexes (raw kind number, index).
+    pub(crate) by_kind: Vec<(u8, Table<NameRef>)>,
+    pub(crate) enumerators: Option<Table<EnumeratorRef>>,
 }
 
 impl fmt::Debug for BtfTypes {
@@ -879,13 +903,57 @@ impl BtfTypes {
             blob,
             big_endian,
             strings,
-            offsets,
-            kinds,
+            offsets: offsets.into(),
+            kinds: kinds.into(),
             by_name: OnceLock::new(),
             by_kind: std::array::from_fn(|_| OnceLock::new()),
+            enumerators: OnceLock::new(),
         };
         btf.check_links()?;
         Ok(btf)
+    }
+
+    /// A blob whose tables were built (and the blob checked) earlier, for this very blob: the
+    /// on-disk index cache. Indexes absent from `tables` are built on first use as usual.
+    pub(crate) fn with_tables(blob: Blob, tables: Tables) -> BtfTypes {
+        let by_kind: [OnceLock<Table<NameRef>>; KIND_COUNT] =
+            std::array::from_fn(|_| OnceLock::new());
+        for (kind, index) in tables.by_kind {
+            if let Some(cell) = by_kind.get(usize::from(kind)) {
+                let _ = cell.set(index);
+            }
+        }
+        let enumerators = OnceLock::new();
+        if let Some(e) = tables.enumerators {
+            let _ = enumerators.set(e);
+        }
+        BtfTypes {
+            blob,
+            big_endian: tables.big_endian,
+            strings: tables.strings,
+            offsets: tables.offsets,
+            kinds: tables.kinds,
+            by_name: OnceLock::new(),
+            by_kind,
+            enumerators,
+        }
+    }
+
+    /// Builds the indexes that checking programs use (struct, union and typedef names,
+    /// enumerators) and returns them with the type tables, for the on-disk index cache.
+    pub(crate) fn tables(&self) -> Tables {
+        let by_kind = [Kind::Struct, Kind::Union, Kind::Typedef]
+            .into_iter()
+            .map(|k| (k.raw(), self.kind_index(k).to_vec().into()))
+            .collect();
+        Tables {
+            big_endian: self.big_endian,
+            strings: self.strings,
+            offsets: self.offsets.to_vec().into(),
+            kinds: self.kinds.to_vec().into(),
+            by_kind,
+            enumerators: Some(self.enumerator_index().to_vec().into()),
+        }
     }
 
     /// Number of type ids, including 0 (`void`): valid ids are `0..len()`.
@@ -1060,12 +1128,15 @@ impl BtfTypes {
     }
 
     /// The (name hash, id) index, built on first use.
-    fn name_index(&self) -> &[(u32, TypeId)] {
+    fn name_index(&self) -> &[NameRef] {
         self.by_name.get_or_init(|| {
             let mut index = Vec::with_capacity(self.offsets.len());
             for id in 1..self.offsets.len() as u32 {
                 match self.name_of(id) {
-                    Some(name) if !name.is_empty() => index.push((name_hash(name.as_bytes()), id)),
+                    Some(name) if !name.is_empty() => index.push(NameRef {
+                        hash: name_hash(name.as_bytes()),
+                        id,
+                    }),
                     _ => {}
                 }
             }
@@ -1081,39 +1152,44 @@ impl BtfTypes {
         }
         let hash = name_hash(name.as_bytes());
         let index = self.name_index();
-        let from = index.partition_point(|&(h, _)| h < hash);
+        let from = index.partition_point(|e| e.hash < hash);
         index[from..]
             .iter()
-            .take_while(|&&(h, _)| h == hash)
-            .map(|&(_, id)| id)
+            .take_while(|e| e.hash == hash)
+            .map(|e| e.id)
             .filter(|&id| self.name_of(id) == Some(name))
             .collect()
     }
 
     /// The (name hash, id) index of the named types of one kind, built on first use (from
     /// the index of all names when that exists already).
-    fn kind_index(&self, kind: Kind) -> &[(u32, TypeId)] {
+    fn kind_index(&self, kind: Kind) -> &[NameRef] {
         let raw = kind.raw();
+        let kinds: &[u8] = &self.kinds;
         self.by_kind[usize::from(raw)].get_or_init(|| {
-            let mut index: Vec<(u32, TypeId)> = match self.by_name.get() {
+            let mut index: Vec<NameRef> = match self.by_name.get() {
                 // Already sorted.
                 Some(all) => {
                     return all
                         .iter()
                         .copied()
-                        .filter(|&(_, id)| self.kinds[id as usize] == raw)
-                        .collect()
+                        .filter(|e| kinds.get(e.id as usize) == Some(&raw))
+                        .collect::<Vec<_>>()
+                        .into()
                 }
-                None => (1..self.kinds.len() as u32)
-                    .filter(|&id| self.kinds[id as usize] == raw)
+                None => (1..kinds.len() as u32)
+                    .filter(|&id| kinds[id as usize] == raw)
                     .filter_map(|id| {
                         let name = self.name_of(id)?;
-                        (!name.is_empty()).then(|| (name_hash(name.as_bytes()), id))
+                        (!name.is_empty()).then(|| NameRef {
+                            hash: name_hash(name.as_bytes()),
+                            id,
+                        })
                     })
                     .collect(),
             };
             index.sort_unstable();
-            index
+            index.into()
         })
     }
 
@@ -1125,12 +1201,57 @@ impl BtfTypes {
         }
         let hash = name_hash(name.as_bytes());
         let index = self.kind_index(kind);
-        let from = index.partition_point(|&(h, _)| h < hash);
+        let from = index.partition_point(|e| e.hash < hash);
         index[from..]
             .iter()
-            .take_while(|&&(h, _)| h == hash)
-            .map(|&(_, id)| id)
+            .take_while(|e| e.hash == hash)
+            .map(|e| e.id)
             .find(|&id| self.name_of(id) == Some(name))
+    }
+
+    /// The enumerator index, built on first use: hashing only the enumerators' names (~19k
+    /// in vmlinux) instead of decoding every type.
+    fn enumerator_index(&self) -> &[EnumeratorRef] {
+        self.enumerators.get_or_init(|| {
+            let mut index = Vec::new();
+            for id in 1..self.kinds.len() as u32 {
+                if !matches!(self.kind_of(id), Some(Kind::Enum | Kind::Enum64)) {
+                    continue;
+                }
+                let Ok(t) = self.type_by_id(id) else { continue };
+                if let TypeData::Enum(e) | TypeData::Enum64(e) = t.data {
+                    for (pos, v) in e.values().enumerate() {
+                        index.push(EnumeratorRef {
+                            hash: name_hash(v.name.as_bytes()),
+                            id,
+                            pos: pos as u32,
+                        });
+                    }
+                }
+            }
+            index.sort_unstable();
+            index.into()
+        })
+    }
+
+    /// The value of the first enumerator named `name` (empty names included), in type id
+    /// order and then declaration order, of all ENUM and ENUM64 types
+    /// (e.g. `TCP_ESTABLISHED` -> 1).
+    pub fn enum_value(&self, name: &str) -> Option<i128> {
+        let hash = name_hash(name.as_bytes());
+        let index = self.enumerator_index();
+        let from = index.partition_point(|e| e.hash < hash);
+        // Sorted by (hash, id, position): the first match is the first in declaration order.
+        index[from..]
+            .iter()
+            .take_while(|e| e.hash == hash)
+            .find_map(|r| {
+                let v = match self.type_by_id(r.id).ok()?.data {
+                    TypeData::Enum(e) | TypeData::Enum64(e) => e.values().nth(r.pos as usize)?,
+                    _ => return None,
+                };
+                (v.name == name).then_some(v.value)
+            })
     }
 
     /// Follows typedefs, qualifiers and type tags to the type they stand for
@@ -1245,7 +1366,7 @@ impl BtfTypes {
         const FRESH: u8 = 0;
         const ON_PATH: u8 = 1;
         const DONE: u8 = 2;
-        let kinds = &self.kinds;
+        let kinds: &[u8] = &self.kinds;
         let is_chain = |id: u32| {
             kinds
                 .get(id as usize)

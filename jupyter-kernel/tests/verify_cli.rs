@@ -7,9 +7,8 @@
 
 mod common;
 use common::live;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 const REFUTED: &str = include_str!("../../verify/test_data/refuted/inverted_filter.bt");
 const FIXED: &str = include_str!("../../verify/test_data/proved/inverted_filter.bt");
@@ -35,21 +34,7 @@ fn verifier() -> Option<PathBuf> {
 }
 
 fn kgent(args: &[&str], stdin: &str, verifier: &Path) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kgent"))
-        .args(args)
-        .env("KGENT_VERIFIER", verifier)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kgent runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    common::run_kgent(args, stdin, &[("KGENT_VERIFIER", verifier)])
 }
 
 fn text(out: &Output) -> String {

@@ -9,3 +9,29 @@ pub fn live() -> bool {
     }
     ok
 }
+
+/// Runs `kgent ARGS` with `stdin` and extra environment variables; waits for it.
+#[allow(dead_code)] // Not every test binary uses it.
+pub fn run_kgent(
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, &std::path::Path)],
+) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kgent"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kgent runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}

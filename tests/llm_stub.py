@@ -21,6 +21,13 @@ Routes:
   has its own, normally empty, queue (`script_embeddings`) for failures: a queued
   `rate_limited(2)` answers the next embeddings request, then vectors again.
 
+Comprehension requests (Kgent asking the model to annotate a program that passed the
+checks: the system message starts with `COMPREHENSION_MARK`) are answered from their own
+queue (`script_comprehensions`) and recorded separately (`comprehension_requests`), so
+that scripts and counts of synthesis requests stay as they were. With that queue empty,
+the answer is the program Kgent sent, unchanged, in a bpftrace fence: the model found
+nothing to assert.
+
 Routes are matched on how the path ends (as the Rust server does), so a base URL with or
 without `/v1` both work. Connections are HTTP/1.1 keep-alive; streamed bodies use chunked
 transfer encoding, like OpenAI. `stop()` closes every connection, releases delayed and
@@ -73,10 +80,13 @@ __all__ = [
     "embed_text",
     "MODEL_ID",
     "EMBEDDING_DIM",
+    "COMPREHENSION_MARK",
 ]
 
 #: The one model `GET /v1/models` lists, and the `model` echoed when a request names none.
 MODEL_ID = "scripted"
+#: How the system message of Kgent's comprehension request begins.
+COMPREHENSION_MARK = "You annotate bpftrace programs for a verifier"
 #: Default length of the vectors `POST /v1/embeddings` returns.
 EMBEDDING_DIM = 64
 #: A fixed `created` timestamp, as in the Rust server, so replies are reproducible.
@@ -249,6 +259,20 @@ def _as_script(s: Script | str) -> Script:
 # Shapes of the OpenAI API
 
 
+def _is_comprehension(body: Any) -> bool:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list) or not messages or not isinstance(messages[0], dict):
+        return False
+    return str(messages[0].get("content", "")).startswith(COMPREHENSION_MARK)
+
+
+def _echo_program(body: Any) -> Script:
+    """The program of a comprehension request, fenced: annotations of nothing."""
+    text = str(body["messages"][-1].get("content", ""))
+    found = re.search(r"```bpftrace\n(.*?)\n```", text, re.S)
+    return Reply(text=f"```bpftrace\n{found.group(1) if found else ''}\n```")
+
+
 def pieces(text: str) -> list[str]:
     """The text in pieces as the server streams it: words with their trailing whitespace
     (Rust's `split_inclusive(char::is_whitespace)`), so that "".join(pieces(t)) == t."""
@@ -389,6 +413,8 @@ class _State:
     recorded: list[RecordedRequest] = field(default_factory=list)
     chat: list[Any] = field(default_factory=list)
     embeddings: list[Any] = field(default_factory=list)
+    comprehension_scripts: list[Script] = field(default_factory=list)
+    comprehension: list[Any] = field(default_factory=list)
     served: int = 0
 
 
@@ -505,7 +531,12 @@ class _Handler(BaseHTTPRequestHandler):
             st.served += 1
             n = st.served
             script = None
-            if route == "chat":
+            if route == "chat" and _is_comprehension(body):
+                route = "comprehension"
+                st.comprehension.append(body)
+                script = (st.comprehension_scripts.pop(0) if st.comprehension_scripts
+                          else _echo_program(body))
+            elif route == "chat":
                 st.chat.append(body)
                 chats = len(st.chat)
                 script = st.scripts.pop(0) if st.scripts else None
@@ -522,9 +553,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, _error_body(
                 f"scripted LLM: no more scripted replies (chat request {chats} "
                 f"found the script empty)", "server_error", None))
-        elif route in ("chat", "embeddings"):
+        elif route in ("chat", "embeddings", "comprehension"):
             assert script is not None
-            self._answer(script, route, body, n)
+            self._answer(script, "chat" if route == "comprehension" else route, body, n)
         else:
             self._send(404, _error_body(f"scripted LLM: no route for {method} {self.path}",
                                         "invalid_request_error", None))
@@ -807,6 +838,12 @@ class ScriptedLLM:
             return list(self._state.chat)
 
     @property
+    def comprehension_requests(self) -> list[Any]:
+        """The JSON bodies of the comprehension (annotation) requests, in order."""
+        with self._cond:
+            return list(self._state.comprehension)
+
+    @property
     def embedding_requests(self) -> list[Any]:
         """The JSON bodies of the embeddings requests, in order."""
         with self._cond:
@@ -843,6 +880,12 @@ class ScriptedLLM:
         """Appends chat scripts (also while running)."""
         with self._cond:
             self._state.scripts.extend(_as_script(s) for s in scripts)
+
+    def script_comprehensions(self, *scripts: Script | str) -> None:
+        """Queues answers for the next comprehension requests, one each, in order; once
+        they are used up the program is echoed back unannotated."""
+        with self._cond:
+            self._state.comprehension_scripts.extend(_as_script(s) for s in scripts)
 
     def script_embeddings(self, *scripts: Script) -> None:
         """Queues answers for the next `/v1/embeddings` requests, one each, in order (e.g.

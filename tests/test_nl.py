@@ -269,3 +269,89 @@ def test_llm_magic_shows_offline_and_refuses_bad_settings(k: KernelSession) -> N
     assert "verified request/program pairs" in text
     cell = k.run("%llm --base-url http://127.0.0.1:1/v1", timeout=30)
     assert cell.errors and "--model" in cell.error["evalue"], cell.describe()
+
+
+# ---------------------------------------------------------------------------------------
+# Verification (issue 5): annotations, verdicts and counterexamples in the notebook
+
+IPV4_ONLY = """tracepoint:sock:inet_sock_set_state
+/args->family == 2/
+{
+    printf("%d -> %d\\n", args->oldstate, args->newstate);
+}"""
+
+BOTH_FAMILIES = """tracepoint:sock:inet_sock_set_state
+/args->family == 2 || args->family == 10/
+{
+    printf("%d -> %d\\n", args->oldstate, args->newstate);
+}"""
+
+
+def fence(program: str) -> str:
+    return f"```bpftrace\n{program}\n```"
+
+
+def test_a_refuted_program_is_repaired_and_the_verdicts_are_shown(k: KernelSession, llm_stub) -> None:
+    stub = llm_stub([reply(fence(IPV4_ONLY)), reply(fence(BOTH_FAMILIES))])
+    use_stub(k, stub)
+    cell = k.run("%%nl --no-load\nshow TCP state changes of IPv4 and IPv6 connections", timeout=120)
+    assert not cell.errors, cell.describe()
+    # Each candidate that passed the checks was sent for annotation, then verified.
+    assert len(stub.requests) == 2 and len(stub.comprehension_requests) == 2
+    assert "inet_sock_set_state" in user_messages(stub.comprehension_requests[0])
+    # The refutation reached the model, with the rule and the program as verified.
+    feedback = user_messages(stub.requests[1])
+    assert "the verifier refuted 1 assertion" in feedback, feedback
+    assert "rule address-family" in feedback and "assert(10 == 2" in feedback, feedback
+    assert "counterexample: it fails for every event that reaches it" in feedback, feedback
+
+    html = final_html(cell)
+    # The accepted program as verified: annotations tagged by origin, verdicts inline.
+    assert "Verification: 2 proved" in html, html
+    assert "[assume · spec tracepoint:sock:inet_sock_set_state]" in html, html
+    assert "[assert · rule address-family]" in html, html
+    assert "[✓ proved]" in html, html
+    # The verification trace, collapsible: the refuted attempt, then the proved one.
+    assert "<summary>Verification trace: 2 run(s)" in html, html
+    trace = html[html.index("Verification trace"):]
+    assert "attempt 1: 1 proved, 1 refuted" in trace, trace
+    assert "attempt 2: 2 proved" in trace, trace
+    # The failed attempt in the history: its annotated program with the counterexample.
+    assert "attempt 1 failed: the verifier refuted" in html, html
+    assert "↳ counterexample: it fails for every event that reaches it" in html, html
+    plain = final_plain(cell)
+    assert "// assert · rule address-family; ✓ proved" in plain, plain
+    # The pinned cell holds the program without annotations: it is what runs.
+    pinned = next_input(cell)
+    assert pinned and "assert(" not in pinned and "args->family == 10" in pinned, pinned
+
+
+def test_the_model_s_assertion_is_refuted_with_concrete_inputs(k: KernelSession, llm_stub) -> None:
+    loose = "tracepoint:syscalls:sys_exit_read\n/args->ret > 1000/\n{\n    printf(\"%d KB\\n\", args->ret / 1024);\n}"
+    tight = loose.replace("> 1000/", "> 1048576/")
+    check = '    assert(args->ret > 1048576, "only reads over 1 MB are printed");\n}'
+    stub = llm_stub([reply(fence(loose)), reply(fence(tight))])
+    stub.script_comprehensions(reply(fence(loose.replace("\n}", "\n" + check))),
+                               reply(fence(tight.replace("\n}", "\n" + check))))
+    use_stub(k, stub)
+    cell = k.run("%%nl --no-load\nshow reads that return more than 1 MB, with the size in KB", timeout=120)
+    assert not cell.errors, cell.describe()
+    feedback = user_messages(stub.requests[1])
+    assert "(request: " in feedback and "only reads over 1 MB" in feedback, feedback
+    assert "counterexample: in tracepoint:syscalls:sys_exit_read: args->ret = " in feedback, feedback
+    assert "before the assertion:\n    " in feedback and " KB" in feedback, feedback
+    html = final_html(cell)
+    assert "[assert · request]" in html and "request annotations by scripted" in html, html
+    # Under the refuted assertion in the history: the inputs and the line it printed.
+    assert "↳ counterexample: in tracepoint:syscalls:sys_exit_read: args-&gt;ret = " in html, html
+    assert "↳   it printed: " in html and " KB</span>" in html, html
+
+
+def test_no_verify_skips_annotation(k: KernelSession, llm_stub) -> None:
+    stub = llm_stub([reply(fence(IPV4_ONLY))])
+    use_stub(k, stub)
+    cell = k.run("%%nl --no-load --no-verify\nshow TCP state changes of IPv4 and IPv6 connections, no verify", timeout=120)
+    assert not cell.errors, cell.describe()
+    assert len(stub.comprehension_requests) == 0
+    html = final_html(cell)
+    assert "Verification" not in html, html

@@ -1,11 +1,13 @@
 //! The natural-language side of a kernel session: the example library and
 //! its retriever (built once, in the background), which LLM to use (`%llm`),
-//! and which programs were already offered as new cells.
+//! the verifier process (one per session, started on first use), and which
+//! programs were already offered as new cells.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use kgent_agent::setup::{self, LlmChoice};
+use kgent_agent::verifier::Verifier;
 use kgent_retrieval::{Approved, UserLibrary};
 use tokio::sync::Mutex as AsyncMutex;
 
@@ -18,6 +20,8 @@ pub struct Assistant {
     /// Cache keys whose program was offered as a new cell in this session: a
     /// re-run does not insert the same cell again.
     offered: Mutex<HashSet<String>>,
+    /// The `kgent-verifier` client, or why there is none (not installed).
+    verifier: OnceLock<Result<Arc<Verifier>, String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -53,6 +57,14 @@ impl Assistant {
 
     pub fn set_choice(&self, choice: LlmChoice) {
         *lock(&self.choice) = choice;
+    }
+
+    /// The session's verifier client (its process starts with the first
+    /// request and ends with the kernel), or why there is none.
+    pub fn verifier(&self) -> Result<Arc<Verifier>, String> {
+        self.verifier
+            .get_or_init(|| Verifier::locate().map(Arc::new).map_err(|e| e.to_string()))
+            .clone()
     }
 
     /// True the first time `key` is offered in this session.

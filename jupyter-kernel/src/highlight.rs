@@ -17,10 +17,26 @@ const KEYWORDS: &[&str] = &[
     "enum", "config", "import", "let", "macro",
 ];
 
+/// The style of the `<pre>` a program is shown in.
+pub const PRE_STYLE: &str = "padding:6px 8px;border-left:3px solid #0550ae;background:rgba(127,127,127,0.08);overflow-x:auto";
+
 /// `program` as `<pre>` HTML with colours; the text is unchanged.
 pub fn html(program: &str) -> String {
+    format!(
+        "<pre style=\"{PRE_STYLE}\"><code>{}</code></pre>",
+        inner(program)
+    )
+}
+
+/// Each line of `program` highlighted on its own (no `<pre>`): every tag
+/// opened on a line is closed on it, so lines can be decorated separately.
+pub fn html_lines(program: &str) -> Vec<String> {
+    inner(program).split('\n').map(str::to_string).collect()
+}
+
+/// The coloured text of `program`; a coloured span never crosses a newline.
+fn inner(program: &str) -> String {
     let mut out = String::with_capacity(program.len() * 2);
-    out.push_str("<pre style=\"padding:6px 8px;border-left:3px solid #0550ae;background:rgba(127,127,127,0.08);overflow-x:auto\"><code>");
     let chars: Vec<char> = program.chars().collect();
     let mut i = 0;
     let mut depth = 0usize;
@@ -119,7 +135,6 @@ pub fn html(program: &str) -> String {
         out.push_str(&escape::html(c.encode_utf8(&mut [0; 4])));
         i += 1;
     }
-    out.push_str("</code></pre>");
     out
 }
 
@@ -131,12 +146,21 @@ fn word_end(chars: &[char], start: usize) -> usize {
     end
 }
 
+/// `text` in `colour`, one span per line (block comments span lines).
 fn span(out: &mut String, colour: &str, text: &[char]) {
     let text: String = text.iter().collect();
-    out.push_str(&format!(
-        "<span style=\"color:{colour}\">{}</span>",
-        escape::html(&text)
-    ));
+    let mut lines = text.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        if !line.is_empty() {
+            out.push_str(&format!(
+                "<span style=\"color:{colour}\">{}</span>",
+                escape::html(line)
+            ));
+        }
+        if lines.peek().is_some() {
+            out.push('\n');
+        }
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +213,20 @@ mod tests {
         assert!(html.contains(&format!("<span style=\"color:{KEYWORD}\">if</span>")));
         assert!(html.contains(&format!("<span style=\"color:{BUILTIN}\">count</span>")));
         assert!(html.contains(&format!("<span style=\"color:{BUILTIN}\">comm</span>")));
+    }
+
+    #[test]
+    fn lines_are_highlighted_one_by_one() {
+        let program = "/* two\nlines */ BEGIN {\n  printf(\"x\");\n}";
+        let lines = html_lines(program);
+        assert_eq!(lines.len(), 4);
+        for (line, text) in lines.iter().zip(program.lines()) {
+            assert_eq!(strip_tags(line), text);
+            assert_eq!(
+                line.matches("<span").count(),
+                line.matches("</span>").count()
+            );
+        }
     }
 
     #[test]

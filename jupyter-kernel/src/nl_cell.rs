@@ -12,10 +12,12 @@ use jupyter_protocol::{
 };
 use kgent_agent::setup::{self, LlmChoice};
 use kgent_agent::synth::trace::{describe, one_line, pinned_cell, provenance_text};
+use kgent_agent::synth::verification::Status;
 use kgent_agent::synth::{
-    DiagnosticRecord, EventKind, SynthCache, SynthEvent, SynthOptions, SynthOutcome, SynthRequest,
-    SynthResult, Synthesizer,
+    Comprehension, DiagnosticRecord, EventKind, SynthCache, SynthEvent, SynthOptions, SynthOutcome,
+    SynthRequest, SynthResult, Synthesizer, Verification,
 };
+use kgent_agent::verifier::{AnnotationKindData, OriginData, VerdictData};
 use kgent_catalog::Privileges;
 use kgent_magics::{BpftraceOptions, NlOptions};
 use kgent_output::render::escape;
@@ -74,7 +76,11 @@ pub async fn run(cell: NlCell<'_>, mut interrupts: watch::Receiver<u64>) -> Cell
         max_attempts: options.retries.unwrap_or(3).max(1),
         offline: options.offline,
         load_check: synth.load_check,
+        verify: !options.no_verify,
     };
+    if let Some(why) = &synth.unverified {
+        progress.unverified = Some(why.clone());
+    }
 
     let (tx, mut rx) = mpsc::unbounded_channel::<SynthEvent>();
     let synthesizer = synth.synthesizer.clone();
@@ -244,6 +250,8 @@ async fn update(kernel: &Kernel, parent: &JupyterMessage, display_id: &str, medi
 struct Prepared {
     synthesizer: Arc<Synthesizer>,
     load_check: bool,
+    /// Why candidates cannot be verified (no `kgent-verifier`), when asked to.
+    unverified: Option<String>,
 }
 
 /// Everything the loop needs: retriever, model, kernel facts.
@@ -290,6 +298,11 @@ async fn prepare(kernel: &Kernel, options: &NlOptions) -> Result<Prepared, CellO
     // The verifier check needs bpftrace and the right to load programs.
     let load_check =
         !options.no_load && caps.bpftrace.is_some() && Privileges::current().can_trace();
+    let (verifier, unverified) = match kernel.assistant.verifier() {
+        Ok(v) => (Some(v), None),
+        Err(_) if options.no_verify => (None, None),
+        Err(why) => (None, Some(why)),
+    };
     let synth_options = SynthOptions {
         check,
         bpftrace: caps
@@ -300,6 +313,7 @@ async fn prepare(kernel: &Kernel, options: &NlOptions) -> Result<Prepared, CellO
         kernel_fingerprint: setup::kernel_fingerprint(&caps),
         cache: SynthCache::open_default(),
         cache_library_version: Some(retrieval.shipped_version.clone()),
+        verifier,
         ..Default::default()
     };
     let facts = Arc::new(kgent_agent::facts::CatalogFacts::new(catalog, Some(caps)));
@@ -311,6 +325,7 @@ async fn prepare(kernel: &Kernel, options: &NlOptions) -> Result<Prepared, CellO
             synth_options,
         )),
         load_check,
+        unverified,
     })
 }
 
@@ -319,6 +334,8 @@ enum Mark {
     Info,
     Busy,
     Ok,
+    /// Done, with something the person should know (an unknown verdict).
+    Warn,
     Fail,
 }
 
@@ -328,6 +345,7 @@ impl Mark {
             Mark::Info => "·",
             Mark::Busy => "…",
             Mark::Ok => "✓",
+            Mark::Warn => "!",
             Mark::Fail => "✗",
         }
     }
@@ -336,6 +354,7 @@ impl Mark {
         match self {
             Mark::Info | Mark::Busy => "#57606a",
             Mark::Ok => "#1a7f37",
+            Mark::Warn => "#9a6700",
             Mark::Fail => "#cf222e",
         }
     }
@@ -364,6 +383,8 @@ struct Attempt {
     program: Option<String>,
     diagnostics: Vec<DiagnosticRecord>,
     failure: Option<String>,
+    /// How its program verified (the last verification, offline).
+    verification: Option<Verification>,
 }
 
 /// What the display shows, rebuilt from the events.
@@ -378,6 +399,10 @@ struct Progress {
     run: bool,
     /// Tokens reported by the model so far (prompt, reply).
     usage: (u64, u64),
+    /// Every verification, in order, with its attempt and when it ended.
+    verifications: Vec<(u32, u64, Verification)>,
+    /// Why candidates are not verified (no verifier), when they should be.
+    unverified: Option<String>,
 }
 
 enum State {
@@ -389,6 +414,7 @@ enum State {
         notes: Vec<String>,
         from_cache: bool,
         total_ms: u128,
+        verification: Option<Box<Verification>>,
     },
     Failed {
         headline: String,
@@ -407,6 +433,8 @@ impl Progress {
             state: State::Running,
             run,
             usage: (0, 0),
+            verifications: Vec::new(),
+            unverified: None,
         }
     }
 
@@ -460,6 +488,16 @@ impl Progress {
                     a.failure = Some(reason.clone());
                 }
                 Mark::Fail
+            }
+            EventKind::Verifying { .. } => Mark::Busy,
+            EventKind::Verified {
+                attempt,
+                verification,
+            } => {
+                self.attempt(*attempt).verification = Some((**verification).clone());
+                self.verifications
+                    .push((*attempt, event.at_ms, (**verification).clone()));
+                status_mark(verification.status())
             }
             EventKind::Accepted { .. } | EventKind::CacheHit { .. } => Mark::Ok,
             EventKind::GaveUp { .. } => Mark::Fail,
@@ -533,6 +571,9 @@ impl Progress {
                         "Not applied: {what} (the example has no such parameter)."
                     ));
                 }
+                if let Some(why) = &self.unverified {
+                    notes.push(format!("Not verified: {why}."));
+                }
                 State::Accepted {
                     program: program.clone(),
                     provenance: provenance_text(provenance),
@@ -540,10 +581,15 @@ impl Progress {
                     notes,
                     from_cache: outcome.from_cache,
                     total_ms: outcome.timings.total.as_millis(),
+                    verification: outcome.verification.clone().map(Box::new),
                 }
             }
             SynthResult::GaveUp { ask, .. } => State::Failed {
-                headline: "No program passed the checks: a hint is needed".into(),
+                headline: if self.last_failure_refuted() {
+                    "No program passed the checks and the verifier: a hint is needed".into()
+                } else {
+                    "No program passed the checks: a hint is needed".into()
+                },
                 detail: ask.clone(),
             },
             SynthResult::LlmUnavailable { message, .. } => State::Failed {
@@ -588,6 +634,7 @@ impl Progress {
                 provenance,
                 warnings,
                 notes,
+                verification,
                 ..
             } => {
                 out.push_str(&format!("✓ {provenance}\n"));
@@ -598,7 +645,18 @@ impl Progress {
                     out.push_str(&format!("  {}\n", one_line(w)));
                 }
                 out.push('\n');
-                out.push_str(program.trim_end());
+                match verification.as_ref().filter(|v| v.report.is_some()) {
+                    Some(v) => {
+                        out.push_str(&format!("Verification: {}\n", verification_headline(v)));
+                        out.push_str(&annotated_plain(v));
+                    }
+                    None => {
+                        if let Some(v) = verification {
+                            out.push_str(&format!("Verification: {}\n", v.summary()));
+                        }
+                        out.push_str(program.trim_end());
+                    }
+                }
                 out.push_str("\n\n");
                 out.push_str(self.how_to_attach());
                 out.push_str("\n\nHistory:\n");
@@ -638,6 +696,7 @@ impl Progress {
                 notes,
                 from_cache,
                 total_ms,
+                verification,
             } => {
                 out.push_str(&format!(
                     "<div style=\"color:{}\">✓ Program ready: {}{}</div>",
@@ -662,11 +721,32 @@ impl Progress {
                     }
                     out.push_str("</ul>");
                 }
-                out.push_str(&highlight::html(program));
+                match verification.as_ref().filter(|v| v.report.is_some()) {
+                    Some(v) => {
+                        out.push_str(&format!(
+                            "<div style=\"color:{}\">{} Verification: {}</div>",
+                            status_mark(v.status()).colour(),
+                            status_mark(v.status()).glyph(),
+                            escape::html(&verification_headline(v))
+                        ));
+                        out.push_str(&annotated_html(v));
+                    }
+                    None => {
+                        if let Some(v) = verification {
+                            out.push_str(&format!(
+                                "<div style=\"color:{}\">! {}</div>",
+                                Mark::Warn.colour(),
+                                escape::html(&v.summary())
+                            ));
+                        }
+                        out.push_str(&highlight::html(program));
+                    }
+                }
                 out.push_str(&format!(
                     "<div>{}</div>",
                     escape::html(self.how_to_attach())
                 ));
+                out.push_str(&self.verification_trace_html());
                 out.push_str(&self.history_html(*total_ms));
             }
             State::Failed { headline, detail } => {
@@ -676,10 +756,71 @@ impl Progress {
                     escape::html(headline),
                     escape::html(detail)
                 ));
+                out.push_str(&self.verification_trace_html());
                 out.push_str(&self.history_html(self.last_ms() as u128));
             }
         }
         out.push_str("</div>");
+        out
+    }
+
+    /// Whether the last attempt failed at verification (not at the checks).
+    fn last_failure_refuted(&self) -> bool {
+        self.attempts
+            .last()
+            .and_then(|a| a.verification.as_ref())
+            .is_some_and(|v| v.status() == Status::Refuted)
+    }
+
+    /// The collapsible verification trace: each verification (attempt,
+    /// who annotated, verdict of every assertion with its time, notes).
+    fn verification_trace_html(&self) -> String {
+        if self.verifications.is_empty() {
+            return String::new();
+        }
+        let total: u64 = self
+            .verifications
+            .iter()
+            .map(|(_, _, v)| v.elapsed_ms)
+            .sum();
+        let mut out = format!(
+            "<details><summary>Verification trace: {} run(s), {total} ms</summary><ul>",
+            self.verifications.len()
+        );
+        for (attempt, at_ms, v) in &self.verifications {
+            let mark = status_mark(v.status());
+            out.push_str(&format!(
+                "<li><span style=\"color:{}\">{}</span> <span style=\"color:#57606a;font-family:monospace\">{at_ms:>6} ms</span> {}: {} <span style=\"color:#57606a\">({})</span>",
+                mark.colour(),
+                mark.glyph(),
+                if *attempt == 0 { "example".to_string() } else { format!("attempt {attempt}") },
+                escape::html(&v.summary()),
+                escape::html(&comprehension_text(&v.comprehension)),
+            ));
+            out.push_str("<ul>");
+            for a in v.assertions() {
+                let origin = v
+                    .annotation_at(a.line)
+                    .map(|n| format!(" [{}]", n.origin))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "<li><code>{}</code>{} line {}: {} ({:.1} ms)</li>",
+                    escape::html(a.text.trim()),
+                    escape::html(&origin),
+                    a.line,
+                    escape::html(&verdict_text(v, a)),
+                    a.elapsed_ms
+                ));
+            }
+            for n in &v.notes {
+                out.push_str(&format!(
+                    "<li style=\"color:#57606a\">note: {}</li>",
+                    escape::html(n)
+                ));
+            }
+            out.push_str("</ul></li>");
+        }
+        out.push_str("</ul></details>");
         out
     }
 
@@ -739,8 +880,17 @@ impl Progress {
                     .map(|f| format!(": {}", escape::html(f)))
                     .unwrap_or_default()
             ));
-            if let Some(p) = &a.program {
-                out.push_str(&highlight::html(p));
+            match a
+                .verification
+                .as_ref()
+                .filter(|v| v.status() == Status::Refuted)
+            {
+                Some(v) => out.push_str(&annotated_html(v)),
+                None => {
+                    if let Some(p) = &a.program {
+                        out.push_str(&highlight::html(p));
+                    }
+                }
             }
             if !a.diagnostics.is_empty() {
                 out.push_str("<ul>");
@@ -757,3 +907,172 @@ impl Progress {
 }
 
 const HOW_TO_ATTACH: &str = "To attach it, run the %%bpftrace cell inserted below (it holds this program, the request and where it came from; running it approves it), or re-run this cell with --run.";
+
+fn status_mark(status: Status) -> Mark {
+    match status {
+        Status::Proved | Status::NoAssertions => Mark::Ok,
+        Status::Refuted => Mark::Fail,
+        Status::Unknown | Status::NotVerified => Mark::Warn,
+    }
+}
+
+/// `3 proved (5 assumption(s)) in 12 ms; annotated by the model (…)`.
+fn verification_headline(v: &Verification) -> String {
+    let mut by_origin = [0usize; 3];
+    for a in &v.annotations {
+        by_origin[match a.origin {
+            OriginData::Spec { .. } => 0,
+            OriginData::Rule { .. } => 1,
+            OriginData::Request => 2,
+        }] += 1;
+    }
+    format!(
+        "{}; annotations: {} from the specs, {} from rules, {} from the request; {}",
+        v.summary(),
+        by_origin[0],
+        by_origin[1],
+        by_origin[2],
+        comprehension_text(&v.comprehension)
+    )
+}
+
+fn comprehension_text(c: &Comprehension) -> String {
+    match c {
+        Comprehension::RulesOnly => "request annotations: rules only (no model)".into(),
+        Comprehension::Model {
+            model, elapsed_ms, ..
+        } => format!("request annotations by {model} in {elapsed_ms} ms"),
+        Comprehension::Rejected { reason } => {
+            format!("the model's annotations were not used: {reason}")
+        }
+        Comprehension::Failed { error } => format!("the model could not annotate: {error}"),
+    }
+}
+
+/// An assertion's verdict in words (the counterexample for a refuted one).
+fn verdict_text(v: &Verification, a: &kgent_agent::verifier::AssertionData) -> String {
+    match &a.verdict {
+        VerdictData::Proved if a.vacuous => "proved (vacuously: no path reaches it)".into(),
+        VerdictData::Proved => "proved".into(),
+        VerdictData::Refuted { counterexample } => {
+            format!("refuted: {}", v.counterexample_text(a, counterexample))
+        }
+        VerdictData::Unknown { reason } => format!("unknown: {reason}"),
+    }
+}
+
+fn origin_colour(origin: &OriginData) -> &'static str {
+    match origin {
+        OriginData::Spec { .. } => "#0969da",
+        OriginData::Rule { .. } => "#8250df",
+        OriginData::Request => "#bf3989",
+    }
+}
+
+/// What is said after a line of the annotated program: each annotation's
+/// origin and, for an assertion, its verdict; then, under a refuted one, the
+/// counterexample and what the program printed on its way there.
+struct LineNotes {
+    tags: Vec<(String, &'static str)>,
+    below: Vec<String>,
+}
+
+fn line_notes(v: &Verification, line: u32) -> LineNotes {
+    let mut notes = LineNotes {
+        tags: Vec::new(),
+        below: Vec::new(),
+    };
+    for a in v.annotations.iter().filter(|a| a.line == line) {
+        let kind = match a.kind {
+            AnnotationKindData::Assume => "assume",
+            AnnotationKindData::Assert => "assert",
+        };
+        notes
+            .tags
+            .push((format!("{kind} · {}", a.origin), origin_colour(&a.origin)));
+    }
+    for a in v.assertions().iter().filter(|a| a.line == line) {
+        let (glyph, colour) = match a.verdict {
+            VerdictData::Proved => ("✓", Mark::Ok.colour()),
+            VerdictData::Refuted { .. } => ("✗", Mark::Fail.colour()),
+            VerdictData::Unknown { .. } => ("?", Mark::Warn.colour()),
+        };
+        let text = match &a.verdict {
+            VerdictData::Refuted { .. } => "refuted".to_string(),
+            _ => verdict_text(v, a),
+        };
+        notes.tags.push((format!("{glyph} {text}"), colour));
+        if let VerdictData::Refuted { counterexample } = &a.verdict {
+            notes.below.push(format!(
+                "counterexample: {}",
+                v.counterexample_text(a, counterexample)
+            ));
+            for printed in counterexample.printed.iter().flat_map(|p| p.lines()) {
+                notes.below.push(format!("  it printed: {printed}"));
+            }
+        }
+    }
+    notes
+}
+
+/// The annotated program as text: the notes as trailing `//` comments.
+fn annotated_plain(v: &Verification) -> String {
+    let mut out = String::new();
+    for (i, line) in v.annotated_source.trim_end().lines().enumerate() {
+        let notes = line_notes(v, i as u32 + 1);
+        out.push_str(line);
+        if !notes.tags.is_empty() {
+            let tags: Vec<&str> = notes.tags.iter().map(|(t, _)| t.as_str()).collect();
+            out.push_str(&format!("    // {}", tags.join("; ")));
+        }
+        out.push('\n');
+        let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
+        for b in &notes.below {
+            out.push_str(&format!("{indent}//   {b}\n"));
+        }
+    }
+    out
+}
+
+/// The annotated program, highlighted, each annotation's line tinted by
+/// origin (spec, rule, request) with its tags, counterexamples under
+/// refuted assertions.
+fn annotated_html(v: &Verification) -> String {
+    let source = v.annotated_source.trim_end();
+    let mut out = format!("<pre style=\"{}\"><code>", highlight::PRE_STYLE);
+    for (i, (html, text)) in highlight::html_lines(source)
+        .iter()
+        .zip(source.lines())
+        .enumerate()
+    {
+        let notes = line_notes(v, i as u32 + 1);
+        let tint = v
+            .annotations
+            .iter()
+            .find(|a| a.line == i as u32 + 1)
+            .map(|a| origin_colour(&a.origin));
+        match tint {
+            Some(colour) => out.push_str(&format!(
+                "<span style=\"background:{colour}14;border-left:2px solid {colour}\">{html}</span>"
+            )),
+            None => out.push_str(html),
+        }
+        for (tag, colour) in &notes.tags {
+            out.push_str(&format!(
+                "  <span style=\"color:{colour};font-size:85%\">[{}]</span>",
+                escape::html(tag)
+            ));
+        }
+        out.push('\n');
+        let indent: String = text.chars().take_while(|c| c.is_whitespace()).collect();
+        for b in &notes.below {
+            out.push_str(&format!(
+                "<span style=\"color:{}\">{indent}  ↳ {}</span>\n",
+                Mark::Fail.colour(),
+                escape::html(b)
+            ));
+        }
+    }
+    out.push_str("</code></pre>");
+    out
+}

@@ -17,6 +17,7 @@ use kgent_agent::synth::{
     DiagnosticRecord, EventKind, SynthCache, SynthEvent, SynthOptions, SynthOutcome, SynthRequest,
     SynthResult, Synthesizer,
 };
+use kgent_agent::verifier::Verifier;
 use kgent_catalog::Privileges;
 use serde_json::{json, Value};
 
@@ -53,6 +54,9 @@ pub struct SynthArgs {
     /// Neither replay a stored answer nor store this one.
     #[arg(long)]
     pub no_cache: bool,
+    /// Do not annotate the program and prove its assertions (kgent-verifier).
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 /// Runs `kgent synth` to the end.
@@ -76,6 +80,7 @@ pub fn main(args: SynthArgs) -> anyhow::Result<ExitCode> {
         max_attempts: args.retries.max(1),
         offline: args.offline,
         load_check: args.load,
+        verify: !args.no_verify,
     };
     // One thread, like the kernel: the load check's bpftrace gets
     // PR_SET_PDEATHSIG, which fires when the thread that spawned it exits.
@@ -232,6 +237,17 @@ async fn synth(args: &SynthArgs, req: &SynthRequest, clock: Instant) -> ExitCode
             SynthCache::open_default()
         },
         cache_library_version: Some(library_version),
+        verifier: if args.no_verify {
+            None
+        } else {
+            match Verifier::locate() {
+                Ok(v) => Some(Arc::new(v)),
+                Err(e) => {
+                    progress.note(&format!("the program will not be verified: {e}"));
+                    None
+                }
+            }
+        },
         ..Default::default()
     };
 
@@ -313,6 +329,12 @@ fn report(
                         outcome.not_applied.join("; ")
                     );
                 }
+                if let Some(v) = &outcome.verification {
+                    eprintln!("verification: {}", v.summary());
+                    for n in &v.notes {
+                        eprintln!("note: {n}");
+                    }
+                }
                 // The header is the notebook's pinned cell without its `%%bpftrace`
                 // line, so the file says where it came from.
                 let pinned = pinned_cell(&req.request, provenance, program);
@@ -380,12 +402,14 @@ fn json_outcome(req: &SynthRequest, outcome: &SynthOutcome) -> Value {
         "weak_match": outcome.weak_match,
         "not_applied": outcome.not_applied,
         "warnings": [],
+        "verification": outcome.verification,
         "events": coalesce_tokens(&outcome.events),
         "timings_ms": {
             "total": ms(t.total),
             "llm": ms(t.llm),
             "backoff": ms(t.backoff),
             "load_check": ms(t.load_check),
+            "verify": ms(t.verify),
             "overhead": ms(t.overhead),
         },
         "message": Value::Null,

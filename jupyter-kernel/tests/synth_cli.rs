@@ -229,7 +229,7 @@ fn a_correct_reply_is_accepted_at_the_first_attempt() {
     }
     let server = ScriptedServer::start(vec![Script::reply(GOOD)]);
     let user = User::with_llm(server.base_url());
-    let out = user.synth(&["--json", REQUEST]);
+    let out = user.synth(&["--json", "--no-verify", REQUEST]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
     assert_eq!(v["result"], "accepted");
@@ -263,7 +263,7 @@ fn a_wrong_attach_point_is_fixed_from_the_checker_feedback() {
     }
     let server = ScriptedServer::start(vec![Script::reply(TYPO), Script::reply(GOOD)]);
     let user = User::with_llm(server.base_url());
-    let out = user.synth(&[REQUEST]);
+    let out = user.synth(&["--no-verify", REQUEST]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("attempt 1: 1 error(s)"), "{err}");
@@ -416,4 +416,54 @@ fn ctrl_c_while_the_model_thinks_ends_the_command() {
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
     assert!(stdout(&out).is_empty());
+}
+
+#[test]
+fn a_refuted_program_is_repaired_and_its_verification_reported() {
+    if !live() {
+        return;
+    }
+    let Some(verifier) = common::verifier() else {
+        return;
+    };
+    const IPV4_ONLY: &str = "```bpftrace\ntracepoint:sock:inet_sock_set_state\n/args->family == 2/\n{\n    printf(\"%d -> %d\\n\", args->oldstate, args->newstate);\n}\n```";
+    let both = IPV4_ONLY.replace(
+        "/args->family == 2/",
+        "/args->family == 2 || args->family == 10/",
+    );
+    // Candidate, its annotation (unchanged: nothing to add), fixed candidate, annotation.
+    let server = ScriptedServer::start(vec![
+        Script::reply(IPV4_ONLY),
+        Script::reply(IPV4_ONLY),
+        Script::reply(both.clone()),
+        Script::reply(both),
+    ]);
+    let user = User::with_llm(server.base_url());
+    let out = user
+        .command(&["--json", "TCP state changes of IPv4 and IPv6 connections"])
+        .env("KGENT_VERIFIER", &verifier)
+        .output()
+        .expect("kgent runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["accepted_attempt"], 2);
+    let feedback = last_message(&server, 2);
+    assert!(
+        feedback.contains("the verifier refuted 1 assertion"),
+        "{feedback}"
+    );
+    let verdicts: Vec<&str> = v["verification"]["report"]["assertions"]
+        .as_array()
+        .expect("assertions")
+        .iter()
+        .map(|a| a["verdict"]["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["proved", "proved"], "{}", v["verification"]);
+    let names = event_names(&v);
+    assert_eq!(
+        names.iter().filter(|n| *n == "verified").count(),
+        2,
+        "{names:?}"
+    );
+    assert!(v["timings_ms"]["verify"].as_u64().is_some());
 }

@@ -7,7 +7,7 @@
 
 mod common;
 use common::live;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 const REFUTED: &str = include_str!("../../verify/test_data/refuted/inverted_filter.bt");
@@ -18,20 +18,7 @@ const IPV4_ONLY: &str = "tracepoint:sock:inet_sock_set_state\n\
                              printf(\"%d -> %d\\n\", args->oldstate, args->newstate);\n\
                          }\n";
 
-/// `kgent-verifier` next to `kgent`, if it was built.
-fn verifier() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_BIN_EXE_kgent")).with_file_name("kgent-verifier");
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIP: {} is missing; build it with `cargo build --release --workspace` \
-             (or run `cargo test --workspace`)",
-            path.display()
-        );
-        None
-    }
-}
+use common::verifier;
 
 fn kgent(args: &[&str], stdin: &str, verifier: &Path) -> Output {
     common::run_kgent(args, stdin, &[("KGENT_VERIFIER", verifier)])

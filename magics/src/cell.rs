@@ -62,6 +62,9 @@ pub struct NlOptions {
     /// Skip loading candidates in the kernel (the verifier check) before accepting.
     #[arg(long = "no-load")]
     pub no_load: bool,
+    /// Skip annotating candidates and verifying their assertions (Z3).
+    #[arg(long = "no-verify")]
+    pub no_verify: bool,
 }
 
 /// Arguments of `%llm`.
@@ -560,14 +563,14 @@ mod tests {
 
     #[test]
     fn nl_options_run_and_repeated_hints() {
-        let Cell::NaturalLanguage { options, request } =
-            parse_cell("%%nl --run --timeout 5s --no-load --hint a --hint 'b c'\nshow execs")
-                .unwrap()
-        else {
+        let Cell::NaturalLanguage { options, request } = parse_cell(
+            "%%nl --run --timeout 5s --no-load --no-verify --hint a --hint 'b c'\nshow execs",
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!(request, "show execs");
-        assert!(options.run && options.no_load);
+        assert!(options.run && options.no_load && options.no_verify);
         assert_eq!(options.timeout, Some(Duration::from_secs(5)));
         assert_eq!(options.hint, vec!["a".to_string(), "b c".to_string()]);
     }

@@ -42,13 +42,15 @@ pub const MAGICS: &[MagicInfo] = &[
     MagicInfo {
         name: "nl",
         kind: MagicKind::Cell,
-        usage: "%%nl [--model NAME] [--retries N] [--hint TEXT]... [--offline] [--no-load] [--run [--timeout DURATION]]",
-        summary: "A request in plain English, turned into a checked bpftrace program. A cell \
-                  with no magic that is not a bpftrace program is read as such a request. \
-                  The program is proposed as a new %%bpftrace cell below; running that cell \
-                  approves it. --offline answers from the verified example library only; \
-                  --hint tells the model more after it gave up; --no-load skips the kernel's \
-                  verifier check; --run attaches the program at once.",
+        usage: "%%nl [--model NAME] [--retries N] [--hint TEXT]... [--offline] [--no-load] [--no-verify] [--run [--timeout DURATION]]",
+        summary: "A request in plain English, turned into a checked and verified bpftrace \
+                  program. A cell with no magic that is not a bpftrace program is read as \
+                  such a request. The program is shown with the assumptions and assertions \
+                  it was verified against, and proposed as a new %%bpftrace cell below; \
+                  running that cell approves it. --offline answers from the verified example \
+                  library only; --hint tells the model more after it gave up; --no-load \
+                  skips the kernel's verifier check; --no-verify skips the assertions' \
+                  proofs; --run attaches the program at once.",
     },
     MagicInfo {
         name: "llm",

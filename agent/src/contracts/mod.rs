@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use include_dir::{include_dir, Dir};
-use kgent_frontend::ast::{AttachPoint, ProbeKind};
+use kgent_frontend::ast::{AttachPoint, ProbeKind, Program};
 use kgent_frontend::facts::wildcard_match;
 use kgent_frontend::KernelFacts;
 use serde::{Deserialize, Serialize};
@@ -388,6 +388,37 @@ impl ContractSet {
     pub fn contract_for(&self, attach: &str, facts: &dyn KernelFacts) -> Contract {
         derive::merge(derive(attach, facts), &self.applying(attach))
     }
+
+    /// [`Contract::describe`] for every attach point `program` uses, once
+    /// each: what the model is shown when it annotates the program. A
+    /// wildcard gets the hand-written contracts that apply to it.
+    pub fn describe_program(&self, program: &Program, facts: &dyn KernelFacts) -> String {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for ap in program.probes().flat_map(|p| &p.attach_points) {
+            let canonical = canonical_attach(ap);
+            if !seen.insert(canonical.clone()) {
+                continue;
+            }
+            if ap.wildcard {
+                out.extend(self.applying(&canonical).iter().map(|c| c.describe()));
+            } else {
+                out.push(self.contract_for(&canonical, facts).describe());
+            }
+        }
+        out.join("\n")
+    }
+}
+
+/// Whether the condition `text` reads nothing (no field, builtin, variable
+/// or map): a rule's substituted condition such as `10 == 2`. Its verdict
+/// is the same for every event, so a counterexample's inputs say nothing.
+pub fn is_constant_condition(text: &str) -> bool {
+    expr::parse_expr(text).is_some_and(|e| {
+        let mut read = std::collections::BTreeSet::new();
+        expr::atoms(&e, &mut read);
+        read.is_empty() && !expr::reads_state(&e)
+    })
 }
 
 /// The canonical spelling of an attach point as contracts name it: the
@@ -522,6 +553,34 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("always: pid > 0"), "{text}");
+    }
+
+    #[test]
+    fn a_program_s_contracts_are_described_once_each() {
+        let set = ContractSet::shipped().unwrap();
+        let src = "tracepoint:syscalls:sys_exit_read, tracepoint:syscalls:sys_exit_read { }\n\
+                   tracepoint:syscalls:sys_enter_openat { }";
+        let parsed = kgent_frontend::parse(src);
+        let text = set.describe_program(&parsed.program, &kgent_frontend::StaticFacts::default());
+        assert_eq!(
+            text.matches("tracepoint:syscalls:sys_exit_read:").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("tracepoint:syscalls:sys_enter_openat:"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn constant_conditions_read_nothing() {
+        assert!(is_constant_condition("10 == 2"));
+        assert!(is_constant_condition("10 == 2 || !(10 == 2)"));
+        assert!(!is_constant_condition("args->family == 2"));
+        assert!(!is_constant_condition("$ms > 0"));
+        assert!(!is_constant_condition("pid > 0"));
+        assert!(!is_constant_condition("not an expression =="));
     }
 
     #[test]

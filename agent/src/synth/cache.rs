@@ -4,7 +4,7 @@
 //! (`~/.cache/kgent/synth/` by default). The key is the SHA-256 of the
 //! request, the hints, the model, the kernel's capability fingerprint, this
 //! library's version and the example library's version (and whether the
-//! answer was offline or load-checked): change any and the answer is made
+//! answer was offline, load-checked or verified): change any and the answer is made
 //! afresh.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::{EventKind, SynthEvent, SynthRequest};
 
 /// Bumped when the loop changes in a way that changes its answers.
-const FORMAT: &str = "kgent-synth-cache-v1";
+const FORMAT: &str = "kgent-synth-cache-v2";
 
 /// One stored synthesis.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,6 +44,7 @@ pub fn cache_key(
         "hints": req.hints,
         "offline": req.offline || model == "offline",
         "load_check": req.load_check,
+        "verify": req.verify,
         "model": model,
         "kernel": kernel_fingerprint,
         "kgent": env!("CARGO_PKG_VERSION"),

@@ -10,10 +10,19 @@
 //!    │                                  parsed + checked, provenance `Retrieved`
 //! prompt (rules, this kernel's probe types, examples, typed attach points)
 //!    │
-//! ┌─▶ LLM ─▶ extract_program ─▶ parse + check ─▶ [load check] ─▶ accept
-//! └── feedback (no program / each diagnostic with code, line:col, help, suggestion)
+//! ┌─▶ LLM ─▶ extract_program ─▶ parse + check ─▶ [load check] ─▶ [verify] ─▶ accept
+//! └── feedback (no program / each diagnostic with code, line:col, help,
+//!     suggestion / each refuted assertion with its counterexample)
 //!     at most `max_attempts`, then `GaveUp` with a question for the person
 //! ```
+//!
+//! Verify (when a [`Verifier`] is configured and the request asks for it):
+//! the model annotates the candidate with what the request means
+//! ([`comprehend`], online only), `kgent-verifier` adds the contracts'
+//! assumptions and the rules' assertions and proves or refutes every
+//! assertion ([`verification`]). Refuted: feedback and another attempt
+//! (offline: the next example). Unknown, or no verifier to ask: accepted,
+//! and said so.
 //!
 //! LLM errors: `Unreachable`, `Auth`, `NotConfigured`, `Config`,
 //! `ModelNotFound` and `Rejected` end the loop at once (asking again cannot
@@ -29,6 +38,7 @@ pub mod comprehend;
 mod offline;
 mod prompt;
 pub mod trace;
+pub mod verification;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,9 +51,16 @@ use kgent_llm::{
 use kgent_retrieval::{Hit, Retriever};
 use serde::{Deserialize, Serialize};
 
+use crate::contracts::ContractSet;
+use crate::verifier::{Verifier, VerifierRequest};
+
 pub use cache::{cache_key, CachedSynthesis, SynthCache};
 pub use offline::{adapt, match_strength, Adaptation, MatchStrength, RequestValues};
-pub use prompt::{build_messages, feedback_for_diagnostics, system_prompt, NO_PROGRAM_FEEDBACK};
+pub use prompt::{
+    build_messages, feedback_for_diagnostics, feedback_for_refutation, system_prompt,
+    NO_PROGRAM_FEEDBACK,
+};
+pub use verification::{Comprehension, Verification};
 
 /// How many examples go into the prompt.
 pub const PROMPT_EXAMPLES: usize = 3;
@@ -61,10 +78,13 @@ pub struct SynthRequest {
     pub offline: bool,
     /// Load the program in the kernel (bpftrace, needs root) before accepting it.
     pub load_check: bool,
+    /// Annotate and verify the program before accepting it (when the
+    /// synthesiser has a verifier).
+    pub verify: bool,
 }
 
 impl SynthRequest {
-    /// A request with no hints, 3 attempts, online, no load check.
+    /// A request with no hints, 3 attempts, online, no load check, verified.
     pub fn new(request: impl Into<String>) -> SynthRequest {
         SynthRequest {
             request: request.into(),
@@ -72,6 +92,7 @@ impl SynthRequest {
             max_attempts: 3,
             offline: false,
             load_check: false,
+            verify: true,
         }
     }
 }
@@ -104,6 +125,13 @@ pub struct SynthOptions {
     /// kernel passes the shipped library's, so that approving a program (which
     /// grows the user's library) does not invalidate every stored answer.
     pub cache_library_version: Option<String>,
+    /// The symbolic verifier; `None`: candidates are not verified.
+    pub verifier: Option<Arc<Verifier>>,
+    /// Online, ask the model to annotate each candidate with what the
+    /// request means (one more call per candidate that passes the checks).
+    pub comprehend: bool,
+    /// Time limit of one solver query (the verifier's default when `None`).
+    pub verify_timeout_ms: Option<u32>,
 }
 
 impl Default for SynthOptions {
@@ -117,6 +145,9 @@ impl Default for SynthOptions {
             kernel_fingerprint: String::new(),
             cache: None,
             cache_library_version: None,
+            verifier: None,
+            comprehend: true,
+            verify_timeout_ms: None,
         }
     }
 }
@@ -230,6 +261,17 @@ pub enum EventKind {
         attempt: u32,
         diagnostics: Vec<DiagnosticRecord>,
     },
+    /// The candidate passed the checks; annotating (by the model when
+    /// `by_model`) and verifying it.
+    Verifying {
+        attempt: u32,
+        by_model: bool,
+    },
+    /// What verification found (a refutation is followed by a `Retry`).
+    Verified {
+        attempt: u32,
+        verification: Box<Verification>,
+    },
     Retry {
         attempt: u32,
         reason: String,
@@ -280,6 +322,9 @@ pub struct Timings {
     pub backoff: Duration,
     /// bpftrace load checks.
     pub load_check: Duration,
+    /// The verifier (annotation and solving; the model's comprehension
+    /// counts as `llm`).
+    pub verify: Duration,
     /// Everything else: retrieval, prompts, extraction, parse, check.
     pub overhead: Duration,
 }
@@ -300,6 +345,8 @@ pub struct SynthOutcome {
     /// (e.g. a process name for an example without a `comm` parameter).
     pub not_applied: Vec<String>,
     pub from_cache: bool,
+    /// How the accepted program verified (`None`: not verified, or not accepted).
+    pub verification: Option<Verification>,
     /// Tokens the model used over all attempts, as reported (unknown parts stay `None`).
     pub usage: Usage,
     pub cache_key: String,
@@ -342,6 +389,9 @@ pub struct Synthesizer {
     retriever: Arc<Retriever>,
     facts: Arc<dyn KernelFacts + Send + Sync>,
     options: SynthOptions,
+    /// The shipped contracts, for the model's comprehension prompt (loaded
+    /// on first use; `None` if they do not load, which their tests prevent).
+    contracts: std::sync::OnceLock<Option<ContractSet>>,
 }
 
 /// What checking one candidate found.
@@ -362,6 +412,7 @@ impl Synthesizer {
             retriever,
             facts,
             options,
+            contracts: std::sync::OnceLock::new(),
         }
     }
 
@@ -428,7 +479,7 @@ impl Synthesizer {
         timings.total = em.start.elapsed();
         timings.overhead = timings
             .total
-            .saturating_sub(timings.llm + timings.backoff + timings.load_check);
+            .saturating_sub(timings.llm + timings.backoff + timings.load_check + timings.verify);
         outcome.timings = timings;
         outcome.cache_key = key.clone();
         outcome.events = em.log;
@@ -454,8 +505,13 @@ impl Synthesizer {
     fn replay(&self, hit: CachedSynthesis, key: String, mut em: Emitter<'_>) -> SynthOutcome {
         em.emit(EventKind::CacheHit { key: key.clone() });
         let mut result = None;
+        let mut verified: Vec<(u32, Verification)> = Vec::new();
         for event in hit.events {
             match &event.kind {
+                EventKind::Verified {
+                    attempt,
+                    verification,
+                } => verified.push((*attempt, (**verification).clone())),
                 // The replay's own Started/CacheHit stand for the stored ones.
                 EventKind::Started { .. } | EventKind::CacheHit { .. } => continue,
                 EventKind::Accepted {
@@ -484,6 +540,17 @@ impl Synthesizer {
             attempt: 0,
             warnings: Vec::new(),
         });
+        let accepted_attempt = match &result {
+            SynthResult::Accepted { attempt, .. } => *attempt,
+            _ => 0,
+        };
+        // The last verification of the accepted attempt (offline, attempt 0
+        // verifies each example tried; the accepted one is the last).
+        let verification = verified
+            .into_iter()
+            .rev()
+            .find(|(attempt, _)| *attempt == accepted_attempt)
+            .map(|(_, v)| v);
         let total = em.start.elapsed();
         SynthOutcome {
             result,
@@ -492,6 +559,7 @@ impl Synthesizer {
             weak_match: hit.weak_match,
             not_applied: hit.not_applied,
             from_cache: true,
+            verification,
             usage: Usage::default(),
             cache_key: key,
             cache_error: None,
@@ -559,6 +627,121 @@ impl Synthesizer {
         }
     }
 
+    fn contracts(&self) -> Option<&ContractSet> {
+        self.contracts
+            .get_or_init(|| ContractSet::shipped().ok())
+            .as_ref()
+    }
+
+    /// Annotates and verifies `program` (which passed the checks), or `None`
+    /// when there is no verifier or `req` does not ask for verification.
+    /// `model`: ask it for the request's annotations first (online). Model
+    /// time goes to `timings.llm`; the tokens it used are returned.
+    async fn verify_candidate(
+        &self,
+        req: &SynthRequest,
+        attempt: u32,
+        program: &str,
+        model: Option<&Arc<dyn LlmProvider>>,
+        em: &mut Emitter<'_>,
+        timings: &mut Timings,
+    ) -> Option<(Verification, Usage)> {
+        let verifier = self.options.verifier.as_ref().filter(|_| req.verify)?;
+        let mut usage = Usage::default();
+        let model = model.filter(|_| self.options.comprehend);
+        em.emit(EventKind::Verifying {
+            attempt,
+            by_model: model.is_some(),
+        });
+        let started = Instant::now();
+        let mut comprehension = Comprehension::RulesOnly;
+        let mut source = program.to_string();
+        if let Some(provider) = model {
+            let parsed = parse(program);
+            let contracts = self
+                .contracts()
+                .map(|c| c.describe_program(&parsed.program, self.facts.as_ref()))
+                .unwrap_or_default();
+            let messages = comprehend::comprehension_messages(&req.request, program, &contracts);
+            let asked = Instant::now();
+            // Annotations are not streamed: the display shows the candidate.
+            let reply = provider
+                .chat(&messages, &self.options.chat, &mut |_: &str| {})
+                .await;
+            timings.llm += asked.elapsed();
+            comprehension = match reply {
+                Ok(reply) => {
+                    add_usage(&mut usage, &reply.usage);
+                    match comprehend::accept_annotated(program, &reply.text) {
+                        Ok(annotated) => {
+                            source = annotated;
+                            Comprehension::Model {
+                                model: provider.describe(),
+                                usage: reply.usage,
+                                elapsed_ms: asked.elapsed().as_millis() as u64,
+                            }
+                        }
+                        Err(rejected) => Comprehension::Rejected {
+                            reason: rejected.to_string(),
+                        },
+                    }
+                }
+                Err(error) => Comprehension::Failed {
+                    error: error.to_string(),
+                },
+            };
+        }
+        let ask = |source: String| VerifierRequest {
+            source,
+            request: Some(req.request.clone()),
+            annotate: true,
+            timeout_ms: self.options.verify_timeout_ms,
+            ..VerifierRequest::default()
+        };
+        let solving = Instant::now();
+        let mut response = verifier.verify(ask(source.clone())).await;
+        // Annotations the verifier cannot use (say, a name the program never
+        // assigns) are the model's mistake, not the program's: verify the
+        // program with the contracts and rules alone.
+        if let (Ok(r), Comprehension::Model { .. }) = (&response, &comprehension) {
+            if let Some(error) = &r.error {
+                comprehension = Comprehension::Rejected {
+                    reason: format!("the verifier could not use them: {error}"),
+                };
+                source = program.to_string();
+                response = verifier.verify(ask(source.clone())).await;
+            }
+        }
+        timings.verify += solving.elapsed();
+        let mut verification = match response {
+            Ok(r) => Verification {
+                annotated_source: r.annotated_source,
+                annotations: r.annotations,
+                report: r.report,
+                notes: r.notes,
+                error: r.error,
+                comprehension,
+                elapsed_ms: 0,
+            },
+            Err(e) => Verification::failed(&source, e.to_string(), comprehension),
+        };
+        match &verification.comprehension {
+            Comprehension::Rejected { reason } => verification
+                .notes
+                .push(format!("the model's annotations were not used: {reason}")),
+            Comprehension::Failed { error } => verification
+                .notes
+                .push(format!("the model could not annotate the program: {error}")),
+            _ => {}
+        }
+        verification.elapsed_ms = started.elapsed().as_millis() as u64;
+        em.emit(EventKind::Verified {
+            attempt,
+            verification: Box::new(verification.clone()),
+        });
+        Some((verification, usage))
+    }
+
     async fn offline(
         &self,
         req: &SynthRequest,
@@ -594,7 +777,7 @@ impl Synthesizer {
         let values = RequestValues::from_request(&text);
         // The nearest example first; one this kernel cannot run (say, a kprobe
         // where there are no kprobes) gives way to the next nearest.
-        let mut first_failure: Option<(String, Vec<DiagnosticRecord>)> = None;
+        let mut first_failure: Option<(String, Vec<DiagnosticRecord>, Option<String>)> = None;
         for (i, (hit, example)) in candidates.iter().enumerate() {
             let adaptation = adapt(example, &values);
             em.emit(EventKind::Candidate {
@@ -613,7 +796,16 @@ impl Synthesizer {
                 attempt: 0,
                 diagnostics: verdict.records.clone(),
             });
-            if verdict.passed {
+            let verification = if verdict.passed {
+                self.verify_candidate(req, 0, &adaptation.program, None, em, timings)
+                    .await
+                    .map(|(v, _)| v)
+            } else {
+                None
+            };
+            let refuted = verification.as_ref().and_then(Verification::refutation);
+            if verdict.passed && refuted.is_none() {
+                outcome.verification = verification;
                 if let MatchStrength::Weak(reason) = match_strength(&req.request, hit, example) {
                     outcome.weak_match = Some(reason);
                 }
@@ -636,18 +828,22 @@ impl Synthesizer {
                 return outcome;
             }
             if let Some((next, _)) = candidates.get(i + 1) {
+                let why = match &refuted {
+                    Some(problem) => format!("is not what was asked ({problem})"),
+                    None => "does not pass the checks on this kernel".to_string(),
+                };
                 em.emit(EventKind::Retry {
                     attempt: 0,
-                    reason: format!(
-                        "example {} does not pass the checks on this kernel; trying {}",
-                        example.id, next.example_id
-                    ),
+                    reason: format!("example {} {why}; trying {}", example.id, next.example_id),
                 });
             }
-            first_failure.get_or_insert((example.id.clone(), verdict.records));
+            first_failure.get_or_insert((example.id.clone(), verdict.records, refuted));
         }
-        let (example_id, records) = first_failure.unwrap_or_default();
-        let ask = prompt::ask_offline(&example_id, &records);
+        let (example_id, records, refuted) = first_failure.unwrap_or_default();
+        let ask = match refuted {
+            Some(problem) => prompt::ask_offline_refuted(&example_id, &problem),
+            None => prompt::ask_offline(&example_id, &records),
+        };
         em.emit(EventKind::GaveUp {
             attempts: 0,
             last_diagnostics: records.clone(),
@@ -768,6 +964,34 @@ impl Synthesizer {
                 attempt,
                 diagnostics: verdict.records.clone(),
             });
+            let verification = if verdict.passed {
+                self.verify_candidate(req, attempt, &program, Some(provider), em, timings)
+                    .await
+                    .map(|(v, tokens)| {
+                        add_usage(&mut usage, &tokens);
+                        v
+                    })
+            } else {
+                None
+            };
+            if let Some(problem) = verification.as_ref().and_then(Verification::refutation) {
+                last_problem = problem;
+                last_diagnostics.clear();
+                if let Some(v) = &verification {
+                    messages.push(ChatMessage::user(feedback_for_refutation(
+                        attempt,
+                        max_attempts,
+                        v,
+                    )));
+                }
+                if attempt < max_attempts {
+                    em.emit(EventKind::Retry {
+                        attempt,
+                        reason: last_problem.clone(),
+                    });
+                }
+                continue;
+            }
             if verdict.passed {
                 let provenance = Provenance::Synthesised { model };
                 em.emit(EventKind::Accepted {
@@ -783,6 +1007,7 @@ impl Synthesizer {
                 });
                 outcome.attempts = attempt;
                 outcome.usage = usage;
+                outcome.verification = verification;
                 return outcome;
             }
             let errors = verdict.records.iter().filter(|d| d.is_error()).count();
@@ -871,6 +1096,7 @@ fn blank_outcome(result: SynthResult) -> SynthOutcome {
         weak_match: None,
         not_applied: Vec::new(),
         from_cache: false,
+        verification: None,
         usage: Usage::default(),
         cache_key: String::new(),
         cache_error: None,

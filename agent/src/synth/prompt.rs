@@ -11,6 +11,7 @@ use kgent_frontend::{KernelFacts, ProbeSupport};
 use kgent_llm::ChatMessage;
 use kgent_retrieval::Example;
 
+use super::verification::Verification;
 use super::{DiagnosticRecord, SynthRequest};
 
 /// Feedback when a reply holds no program.
@@ -350,6 +351,56 @@ pub fn feedback_for_diagnostics(
     out
 }
 
+/// The feedback after the verifier refuted assertions of a program that
+/// passed the checks: each refuted assertion with where it came from, the
+/// counterexample and what the program prints for it, then the annotated
+/// program it was verified as.
+pub fn feedback_for_refutation(
+    attempt: u32,
+    max_attempts: u32,
+    verification: &Verification,
+) -> String {
+    let refuted = verification.refuted();
+    let mut out = format!(
+        "Your program passes the checks but does not do what was asked: the verifier refuted \
+         {} assertion(s) (attempt {attempt} of {max_attempts}). Each assertion states what the \
+         request needs; the counterexample is an event for which the program breaks it. Fix the \
+         program's code (do not change or remove the assertions) and reply with the whole \
+         corrected program, without annotations, in one ```bpftrace fence.\n",
+        refuted.len()
+    );
+    for (assertion, cex) in refuted {
+        let _ = write!(
+            out,
+            "- line {}: `{}`",
+            assertion.line,
+            assertion.text.trim()
+        );
+        if let Some(a) = verification.annotation_at(assertion.line) {
+            let _ = write!(out, " ({}: {})", a.origin, a.why);
+        }
+        let _ = write!(
+            out,
+            "\n  counterexample: {}",
+            verification.counterexample_text(assertion, cex)
+        );
+        if !cex.printed.is_empty() {
+            out.push_str("\n  on that path the program prints, before the assertion:");
+            // Printed text keeps its newlines; one output line per line here.
+            for line in cex.printed.iter().flat_map(|p| p.lines()) {
+                let _ = write!(out, "\n    {line}");
+            }
+        }
+        out.push('\n');
+    }
+    let _ = write!(
+        out,
+        "The program as verified, with its annotations:\n```bpftrace\n{}\n```\n",
+        verification.annotated_source.trim_end()
+    );
+    out
+}
+
 /// The question for the person after the last failed attempt.
 pub(crate) fn ask_after_failures(
     request: &str,
@@ -407,6 +458,16 @@ pub(crate) fn ask_offline(example_id: &str, diagnostics: &[DiagnosticRecord]) ->
     }
     out.push_str(hint_question(&errors));
     out
+}
+
+/// The question when the examples tried offline pass the checks but the
+/// verifier refutes what the request asks of them.
+pub(crate) fn ask_offline_refuted(example_id: &str, problem: &str) -> String {
+    format!(
+        "The nearest verified example ({example_id}) does not do what was asked: {problem}. \
+         No example in the library does. Rephrase the request, add a hint, or configure an LLM \
+         to write a program for it."
+    )
 }
 
 #[cfg(test)]

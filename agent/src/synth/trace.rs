@@ -78,6 +78,26 @@ pub fn describe(event: &SynthEvent) -> Option<String> {
             }
         }
         // Offline, the next nearest example is tried; there is no feedback.
+        EventKind::Verifying { attempt, by_model } => format!(
+            "{}: {}",
+            attempt_name(*attempt),
+            if *by_model {
+                "the model annotates what the request means; verifying"
+            } else {
+                "annotating from the contracts and rules; verifying"
+            }
+        ),
+        EventKind::Verified {
+            attempt,
+            verification,
+        } => format!(
+            "{}: {}",
+            attempt_name(*attempt),
+            match verification.refutation() {
+                Some(problem) => problem,
+                None => verification.summary(),
+            }
+        ),
         EventKind::Retry { attempt: 0, reason } => reason.clone(),
         EventKind::Retry { attempt, reason } => {
             format!("attempt {attempt} failed ({reason}); feedback sent, trying again")
@@ -95,8 +115,14 @@ pub fn describe(event: &SynthEvent) -> Option<String> {
             },
             provenance_text(provenance)
         ),
-        EventKind::GaveUp { attempts, .. } => {
-            if *attempts == 0 {
+        EventKind::GaveUp {
+            attempts,
+            last_diagnostics,
+            ..
+        } => {
+            if *attempts == 0 && !last_diagnostics.iter().any(DiagnosticRecord::is_error) {
+                "gave up: the verifier refutes the examples for this request".to_string()
+            } else if *attempts == 0 {
                 "gave up: the example does not pass the checks on this kernel".to_string()
             } else {
                 format!("gave up after {attempts} attempt(s): a hint is needed")

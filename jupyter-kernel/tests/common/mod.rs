@@ -35,3 +35,19 @@ pub fn run_kgent(
         .unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// `kgent-verifier` next to `kgent`, if it was built; says so when not.
+#[allow(dead_code)] // Not every test binary uses it.
+pub fn verifier() -> Option<std::path::PathBuf> {
+    let path = std::path::Path::new(env!("CARGO_BIN_EXE_kgent")).with_file_name("kgent-verifier");
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "SKIP: {} is missing; build it with `cargo build --release --workspace` \
+             (or run `cargo test --workspace`)",
+            path.display()
+        );
+        None
+    }
+}

@@ -202,6 +202,83 @@ struct EmbeddingsFile {
 /// One value and where it came from.
 type Sourced<T> = Option<(T, Origin)>;
 
+/// The environment and the file, read the same way by [`LlmConfig::load_from`]
+/// and [`EmbeddingsConfig::load_from`] so precedence and error origins agree.
+struct Sources<E> {
+    env: E,
+    /// The file and its text, for line numbers; both empty when there is no file.
+    path: PathBuf,
+    text: String,
+}
+
+impl<E: Fn(&str) -> Option<String>> Sources<E> {
+    /// Reads `file`; its settings are `None` when there is none or it does not exist.
+    fn read(env: E, file: Option<&Path>) -> Result<(Self, Option<FileConfig>), LlmError> {
+        let (path, fc, text) = match file {
+            Some(path) => read_file(path)?.map(|(fc, text)| (path.to_path_buf(), fc, text)),
+            None => None,
+        }
+        .map_or_else(Default::default, |(path, fc, text)| (path, Some(fc), text));
+        Ok((Sources { env, path, text }, fc))
+    }
+
+    /// The first of `names` that is set, trimmed. Empty values count as
+    /// unset: `export KGENT_LLM_MODEL=` is a common way to clear one.
+    fn var(&self, names: &[&'static str]) -> Sourced<String> {
+        names.iter().find_map(|&name| {
+            let v = (self.env)(name).filter(|v| !v.trim().is_empty())?;
+            Some((v.trim().to_string(), Origin::Env(name)))
+        })
+    }
+
+    /// The first of `names` that is set, else the file's value. Always text,
+    /// so numbers are parsed (and reported) the same way from either source.
+    fn get<T: fmt::Display>(
+        &self,
+        names: &[&'static str],
+        file: Option<Spanned<T>>,
+    ) -> Sourced<String> {
+        self.var(names)
+            .or_else(|| file.map(|s| (s.get_ref().to_string(), self.at(s.span()))))
+    }
+
+    /// The place in the file where `span` starts.
+    fn at(&self, span: std::ops::Range<usize>) -> Origin {
+        Origin::File {
+            path: self.path.clone(),
+            line: Some(line_of(&self.text, span.start)),
+        }
+    }
+
+    /// An endpoint without a model: blames the file (at `line`) when
+    /// `in_file`, else the environment, which has no line to point at.
+    fn no_model(&self, in_file: bool, line: Option<usize>, message: &str) -> LlmError {
+        LlmError::Config {
+            origin: match in_file {
+                true => self.path.display().to_string(),
+                false => "the environment".to_string(),
+            },
+            line,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// `value` parsed, or `default` when unset; a bad value is reported where it came from.
+fn parse_or<T>(
+    value: Sourced<String>,
+    default: T,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<(T, Origin), LlmError> {
+    match value {
+        None => Ok((default, Origin::Default)),
+        Some((raw, origin)) => match parse(&raw) {
+            Ok(v) => Ok((v, origin)),
+            Err(message) => Err(origin.error(message)),
+        },
+    }
+}
+
 impl LlmConfig {
     /// A configuration for `base_url` and `model` with default limits and no key.
     /// Values are checked by [`LlmConfig::validate`], which
@@ -234,111 +311,50 @@ impl LlmConfig {
         env: impl Fn(&str) -> Option<String>,
         file: Option<&Path>,
     ) -> Result<Option<Self>, LlmError> {
-        // Empty values count as unset: `export KGENT_LLM_MODEL=` is a common way to clear one.
-        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let parsed = match file {
-            Some(path) => read_file(path)?.map(|(cfg, text)| (path.to_path_buf(), cfg, text)),
-            None => None,
-        };
+        let (src, fc) = Sources::read(env, file)?;
         let kgent_env = ["KGENT_LLM_BASE_URL", "KGENT_LLM_MODEL", "KGENT_LLM_API_KEY"];
-        let file_counts = parsed
-            .as_ref()
-            .is_some_and(|(_, fc, _)| fc.configures_chat());
-        if !file_counts && kgent_env.iter().all(|name| env(name).is_none()) {
+        if !fc.as_ref().is_some_and(FileConfig::configures_chat) && src.var(&kgent_env).is_none() {
             return Ok(None);
         }
-        let (path, fc, text) = parsed.unwrap_or_default();
-        let at = |span: std::ops::Range<usize>| Origin::File {
-            path: path.clone(),
-            line: Some(line_of(&text, span.start)),
-        };
-        let from_file = |v: Option<Spanned<String>>| {
-            v.map(|s| {
-                let origin = at(s.span());
-                (s.into_inner(), origin)
-            })
-        };
-        let from_env = |names: &[&'static str]| {
-            names
-                .iter()
-                .find_map(|&name| env(name).map(|v| (v.trim().to_string(), Origin::Env(name))))
-        };
+        let fc = fc.unwrap_or_default();
         // Environment first, then the file.
-        let text_value =
-            |names: &[&'static str], file: Option<Spanned<String>>| -> Sourced<String> {
-                from_env(names).or_else(|| from_file(file))
-            };
-        let number_value =
-            |names: &[&'static str], file: Option<Spanned<f64>>| -> Sourced<String> {
-                from_env(names).or_else(|| {
-                    file.map(|s| {
-                        let origin = at(s.span());
-                        (s.into_inner().to_string(), origin)
-                    })
-                })
-            };
-
-        let base_url = text_value(&["KGENT_LLM_BASE_URL", "OPENAI_BASE_URL"], fc.base_url);
-        let model = text_value(&["KGENT_LLM_MODEL"], fc.model);
-        let api_key = text_value(&["KGENT_LLM_API_KEY", "OPENAI_API_KEY"], fc.api_key);
-        let timeout = number_value(&["KGENT_LLM_TIMEOUT"], fc.timeout_secs);
-        let idle = number_value(&["KGENT_LLM_IDLE_TIMEOUT"], fc.idle_timeout_secs);
-        let max_tokens = number_value(
-            &["KGENT_LLM_MAX_TOKENS"],
-            fc.max_tokens.map(|s| {
-                let span = s.span();
-                Spanned::new(span, *s.get_ref() as f64)
-            }),
-        );
-        let temperature = number_value(&["KGENT_LLM_TEMPERATURE"], fc.temperature);
+        let base_url = src.get(&["KGENT_LLM_BASE_URL", "OPENAI_BASE_URL"], fc.base_url);
+        let model = src.get(&["KGENT_LLM_MODEL"], fc.model);
+        let api_key = src.get(&["KGENT_LLM_API_KEY", "OPENAI_API_KEY"], fc.api_key);
+        let timeout = src.get(&["KGENT_LLM_TIMEOUT"], fc.timeout_secs);
+        let idle = src.get(&["KGENT_LLM_IDLE_TIMEOUT"], fc.idle_timeout_secs);
+        // Through f64 as it always was, so a huge value is quoted (rounded) the same.
+        let max_tokens = fc
+            .max_tokens
+            .map(|s| Spanned::new(s.span(), *s.get_ref() as f64));
+        let max_tokens = src.get(&["KGENT_LLM_MAX_TOKENS"], max_tokens);
+        let temperature = src.get(&["KGENT_LLM_TEMPERATURE"], fc.temperature);
 
         let Some((model, model_origin)) = model else {
-            let origin = if path.as_os_str().is_empty() {
-                "the environment".to_string()
-            } else {
-                path.display().to_string()
-            };
-            return Err(LlmError::Config {
-                origin,
-                line: None,
-                message: "an LLM endpoint is configured but no model: set KGENT_LLM_MODEL \
-                          or `model = \"...\"` in llm.toml"
-                    .to_string(),
-            });
+            // Any file there is gets the blame, even one that alone would not count.
+            let in_file = !src.path.as_os_str().is_empty();
+            return Err(src.no_model(
+                in_file,
+                None,
+                "an LLM endpoint is configured but no model: set KGENT_LLM_MODEL \
+                 or `model = \"...\"` in llm.toml",
+            ));
         };
         let (base_url, base_origin) =
             base_url.unwrap_or_else(|| (OPENAI_BASE_URL.to_string(), Origin::Default));
-
-        let seconds = |value: Sourced<String>, default: Duration| match value {
-            None => Ok((default, Origin::Default)),
-            Some((raw, origin)) => parse_seconds(&raw)
-                .map(|d| (d, origin.clone()))
-                .map_err(|m| origin.error(m)),
-        };
-        let (timeout, timeout_origin) = seconds(timeout, DEFAULT_TIMEOUT)?;
-        let (idle_timeout, idle_origin) = seconds(idle, DEFAULT_IDLE_TIMEOUT)?;
-        let (max_tokens, max_tokens_origin) = match max_tokens {
-            None => (DEFAULT_MAX_TOKENS, Origin::Default),
-            Some((raw, origin)) => match raw.parse::<u32>() {
-                Ok(v) => (v, origin),
-                Err(_) => {
-                    return Err(origin.error(format!(
-                        "max_tokens {raw:?} is not a whole number of tokens"
-                    )))
-                }
-            },
-        };
-        let (temperature, temperature_origin) = match temperature {
-            None => (DEFAULT_TEMPERATURE, Origin::Default),
-            Some((raw, origin)) => match raw.parse::<f32>() {
-                Ok(v) => (v, origin),
-                Err(_) => return Err(origin.error(format!("temperature {raw:?} is not a number"))),
-            },
-        };
-        let (api_key, api_key_origin) = match api_key {
-            Some((k, o)) => (Some(k), o),
-            None => (None, Origin::Default),
-        };
+        let (timeout, timeout_origin) = parse_or(timeout, DEFAULT_TIMEOUT, parse_seconds)?;
+        let (idle_timeout, idle_origin) = parse_or(idle, DEFAULT_IDLE_TIMEOUT, parse_seconds)?;
+        let (max_tokens, max_tokens_origin) = parse_or(max_tokens, DEFAULT_MAX_TOKENS, |raw| {
+            raw.parse::<u32>()
+                .map_err(|_| format!("max_tokens {raw:?} is not a whole number of tokens"))
+        })?;
+        let (temperature, temperature_origin) =
+            parse_or(temperature, DEFAULT_TEMPERATURE, |raw| {
+                raw.parse::<f32>()
+                    .map_err(|_| format!("temperature {raw:?} is not a number"))
+            })?;
+        let (api_key, api_key_origin) =
+            api_key.map_or((None, Origin::Default), |(k, o)| (Some(k), o));
 
         let cfg = LlmConfig {
             base_url: base_url.trim().trim_end_matches('/').to_string(),
@@ -574,105 +590,56 @@ impl EmbeddingsConfig {
         env: impl Fn(&str) -> Option<String>,
         file: Option<&Path>,
     ) -> Result<Option<Self>, LlmError> {
-        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let parsed = match file {
-            Some(path) => read_file(path)?.map(|(cfg, text)| (path.to_path_buf(), cfg, text)),
-            None => None,
-        };
-        let (path, mut fc, text) = parsed.unwrap_or_default();
+        let (src, fc) = Sources::read(env, file)?;
+        let FileConfig {
+            base_url: chat_base_url,
+            api_key: chat_api_key,
+            embeddings: table,
+            ..
+        } = fc.unwrap_or_default();
         let own_env = [
             "KGENT_EMBEDDINGS_MODEL",
             "KGENT_EMBEDDINGS_BASE_URL",
             "KGENT_EMBEDDINGS_API_KEY",
         ];
-        let table = fc.embeddings.take();
-        if table.is_none() && own_env.iter().all(|name| env(name).is_none()) {
+        if table.is_none() && src.var(&own_env).is_none() {
             return Ok(None);
         }
-        let at = |span: std::ops::Range<usize>| Origin::File {
-            path: path.clone(),
-            line: Some(line_of(&text, span.start)),
-        };
-        let table_origin = table.as_ref().map(|t| at(t.span()));
+        let table_line = table.as_ref().map(|t| line_of(&src.text, t.span().start));
         let ef = table.map(Spanned::into_inner).unwrap_or_default();
-        let from_env = |names: &[&'static str]| -> Sourced<String> {
-            names
-                .iter()
-                .find_map(|&name| env(name).map(|v| (v.trim().to_string(), Origin::Env(name))))
-        };
-        // Any file value as text with its line, so numbers are parsed (and
-        // reported) the same way whether they came from the file or the environment.
-        fn from_file<T: fmt::Display>(
-            v: Option<Spanned<T>>,
-            at: &impl Fn(std::ops::Range<usize>) -> Origin,
-        ) -> Sourced<String> {
-            v.map(|s| {
-                let origin = at(s.span());
-                (s.into_inner().to_string(), origin)
-            })
-        }
 
-        let Some((model, model_origin)) =
-            from_env(&["KGENT_EMBEDDINGS_MODEL"]).or_else(|| from_file(ef.model, &at))
-        else {
-            let (origin, line) = match &table_origin {
-                Some(Origin::File { path, line }) => (path.display().to_string(), *line),
-                _ => ("the environment".to_string(), None),
-            };
-            return Err(LlmError::Config {
-                origin,
-                line,
-                message: "an embeddings endpoint is configured but no model: set \
-                          KGENT_EMBEDDINGS_MODEL or `model = \"...\"` under [embeddings] in llm.toml"
-                    .to_string(),
-            });
+        let Some((model, model_origin)) = src.get(&["KGENT_EMBEDDINGS_MODEL"], ef.model) else {
+            return Err(src.no_model(
+                table_line.is_some(),
+                table_line,
+                "an embeddings endpoint is configured but no model: set \
+                 KGENT_EMBEDDINGS_MODEL or `model = \"...\"` under [embeddings] in llm.toml",
+            ));
         };
 
-        let chat_base = from_env(&["KGENT_LLM_BASE_URL", "OPENAI_BASE_URL"])
-            .or_else(|| from_file(fc.base_url, &at))
+        let chat_base = src
+            .get(&["KGENT_LLM_BASE_URL", "OPENAI_BASE_URL"], chat_base_url)
             .unwrap_or_else(|| (OPENAI_BASE_URL.to_string(), Origin::Default));
-        let own_base =
-            from_env(&["KGENT_EMBEDDINGS_BASE_URL"]).or_else(|| from_file(ef.base_url, &at));
-        let (base_url, base_origin) = own_base.unwrap_or_else(|| chat_base.clone());
-
-        let own_key =
-            from_env(&["KGENT_EMBEDDINGS_API_KEY"]).or_else(|| from_file(ef.api_key, &at));
-        let chat_key = || {
-            from_env(&["KGENT_LLM_API_KEY", "OPENAI_API_KEY"])
-                .or_else(|| from_file(fc.api_key, &at))
-        };
-        let api_key = match own_key {
-            Some(key) => Some(key),
-            None if same_server(&base_url, &chat_base.0) => chat_key(),
-            None => None,
-        };
-        let (api_key, api_key_origin) = match api_key {
-            Some((k, o)) => (Some(k), o),
-            None => (None, Origin::Default),
-        };
-
-        let (timeout, timeout_origin) = match from_env(&["KGENT_EMBEDDINGS_TIMEOUT"])
-            .or_else(|| from_file(ef.timeout_secs, &at))
-        {
-            None => (DEFAULT_EMBEDDINGS_TIMEOUT, Origin::Default),
-            Some((raw, origin)) => match parse_seconds(&raw) {
-                Ok(d) => (d, origin),
-                Err(m) => return Err(origin.error(m)),
-            },
-        };
-        let (batch_size, batch_origin) = match from_env(&["KGENT_EMBEDDINGS_BATCH_SIZE"])
-            .or_else(|| from_file(ef.batch_size, &at))
-        {
-            None => (DEFAULT_EMBEDDINGS_BATCH_SIZE, Origin::Default),
-            Some((raw, origin)) => match raw.trim().parse::<usize>() {
-                Ok(n) => (n, origin),
-                Err(_) => {
-                    return Err(
-                        origin.error(format!("batch_size {raw:?} is not a whole number of texts"))
-                    )
-                }
-            },
-        };
+        let (base_url, base_origin) = src
+            .get(&["KGENT_EMBEDDINGS_BASE_URL"], ef.base_url)
+            .unwrap_or_else(|| chat_base.clone());
+        // The chat key only goes to the chat endpoint's server.
+        let (api_key, api_key_origin) = src
+            .get(&["KGENT_EMBEDDINGS_API_KEY"], ef.api_key)
+            .or_else(|| match same_server(&base_url, &chat_base.0) {
+                true => src.get(&["KGENT_LLM_API_KEY", "OPENAI_API_KEY"], chat_api_key),
+                false => None,
+            })
+            .map_or((None, Origin::Default), |(k, o)| (Some(k), o));
+        let timeout = src.get(&["KGENT_EMBEDDINGS_TIMEOUT"], ef.timeout_secs);
+        let (timeout, timeout_origin) =
+            parse_or(timeout, DEFAULT_EMBEDDINGS_TIMEOUT, parse_seconds)?;
+        let batch = src.get(&["KGENT_EMBEDDINGS_BATCH_SIZE"], ef.batch_size);
+        let (batch_size, batch_origin) = parse_or(batch, DEFAULT_EMBEDDINGS_BATCH_SIZE, |raw| {
+            raw.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("batch_size {raw:?} is not a whole number of texts"))
+        })?;
 
         let cfg = EmbeddingsConfig {
             base_url: base_url.trim().trim_end_matches('/').to_string(),

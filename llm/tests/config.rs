@@ -286,6 +286,50 @@ fn endpoint_without_model_is_an_error() {
 }
 
 #[test]
+fn what_counts_as_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Without a file the missing model is blamed on the environment.
+    match load(&[("KGENT_LLM_API_KEY", "sk-x")], None) {
+        Err(LlmError::Config {
+            origin, line: None, ..
+        }) => assert_eq!(origin, "the environment"),
+        other => panic!("{other:?}"),
+    }
+    // A file with only an [embeddings] table does not switch chat on, but
+    // once a variable does, the missing model is blamed on the file.
+    let only = write(dir.path(), "[embeddings]\nmodel = \"e\"\n");
+    assert_eq!(load(&[], Some(&only)), Ok(None));
+    match load(
+        &[("KGENT_LLM_BASE_URL", "http://127.0.0.1:1/v1")],
+        Some(&only),
+    ) {
+        Err(LlmError::Config {
+            origin, line: None, ..
+        }) => assert_eq!(origin, only.display().to_string()),
+        other => panic!("{other:?}"),
+    }
+    // An empty file counts as configured; limits alone in the environment do not.
+    let empty = write(dir.path(), "");
+    assert!(matches!(
+        load(&[], Some(&empty)),
+        Err(LlmError::Config { .. })
+    ));
+    assert_eq!(load(&[("KGENT_LLM_TIMEOUT", "5")], None), Ok(None));
+    // Limits from the file are reported by the line of the value.
+    let path = write(
+        dir.path(),
+        "model = \"m\"\nbase_url = \"http://127.0.0.1:1/v1\"\n\nidle_timeout_secs = 0.0\n",
+    );
+    match load(&[], Some(&path)) {
+        Err(LlmError::Config { line, message, .. }) => {
+            assert_eq!(line, Some(4), "{message}");
+            assert!(message.contains("out of range"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn the_key_is_never_shown() {
     let key = "sk-proj-VERYSECRET123";
     let cfg = load(

@@ -267,6 +267,137 @@ fn precedence_between_environment_and_file() {
 }
 
 #[test]
+fn precedence_of_keys_timeouts_and_chat_fallbacks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "base_url = \"http://127.0.0.1:11434/v1\"\nmodel = \"qwen\"\napi_key = \"sk-chat-file\"\n\n\
+         [embeddings]\nmodel = \"e\"\napi_key = \"sk-emb-file\"\ntimeout_secs = 20\n",
+    );
+    // Environment beats the file for the key and the timeout too.
+    let cfg = loaded(
+        &[
+            ("KGENT_EMBEDDINGS_API_KEY", "sk-emb-env"),
+            ("KGENT_EMBEDDINGS_TIMEOUT", "5"),
+        ],
+        Some(&path),
+    );
+    assert_eq!(cfg.api_key.as_deref(), Some("sk-emb-env"));
+    assert_eq!(cfg.timeout, Duration::from_secs(5));
+    assert!(
+        cfg.describe()
+            .contains("5 s per request (from KGENT_EMBEDDINGS_TIMEOUT)"),
+        "{}",
+        cfg.describe()
+    );
+    // The borrowed chat key: environment over file, KGENT_ over OPENAI_;
+    // an empty variable is unset and falls through to the file.
+    let no_key = write(
+        dir.path(),
+        "base_url = \"http://127.0.0.1:11434/v1\"\napi_key = \"sk-chat-file\"\n\n\
+         [embeddings]\nmodel = \"e\"\n",
+    );
+    for (pairs, key) in [
+        (&[][..], "sk-chat-file"),
+        (&[("OPENAI_API_KEY", "sk-openai")][..], "sk-openai"),
+        (
+            &[
+                ("KGENT_LLM_API_KEY", "sk-kgent"),
+                ("OPENAI_API_KEY", "sk-openai"),
+            ][..],
+            "sk-kgent",
+        ),
+        (&[("KGENT_LLM_API_KEY", " ")][..], "sk-chat-file"),
+    ] {
+        let cfg = loaded(pairs, Some(&no_key));
+        assert_eq!(cfg.api_key.as_deref(), Some(key), "{pairs:?}");
+        assert_eq!(cfg.timeout, DEFAULT_EMBEDDINGS_TIMEOUT);
+    }
+    // The borrowed chat base URL: KGENT_LLM_BASE_URL over OPENAI_BASE_URL over the file.
+    for (pairs, url, origin) in [
+        (
+            &[("OPENAI_BASE_URL", "http://127.0.0.1:6000/v1")][..],
+            "http://127.0.0.1:6000/v1",
+            "from OPENAI_BASE_URL".to_string(),
+        ),
+        (
+            &[
+                ("KGENT_LLM_BASE_URL", "http://127.0.0.1:7000/v1"),
+                ("OPENAI_BASE_URL", "http://127.0.0.1:6000/v1"),
+            ][..],
+            "http://127.0.0.1:7000/v1",
+            "from KGENT_LLM_BASE_URL".to_string(),
+        ),
+        (
+            &[("KGENT_LLM_BASE_URL", "")][..],
+            "http://127.0.0.1:11434/v1",
+            format!("from {}", path.display()),
+        ),
+    ] {
+        let cfg = loaded(pairs, Some(&no_key));
+        assert_eq!(cfg.base_url, url, "{pairs:?}");
+        assert!(
+            cfg.describe().contains(&format!("{url} ({origin})")),
+            "{}",
+            cfg.describe()
+        );
+        // The borrowed URL is the chat server's, so the chat key goes with it.
+        assert_eq!(cfg.api_key.as_deref(), Some("sk-chat-file"), "{pairs:?}");
+    }
+}
+
+#[test]
+fn what_switches_embeddings_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Any of the three KGENT_EMBEDDINGS_ identity variables; then a model is
+    // required, and the error names the environment (no line).
+    for name in ["KGENT_EMBEDDINGS_BASE_URL", "KGENT_EMBEDDINGS_API_KEY"] {
+        match load(&[(name, "http://127.0.0.1:8080/v1")], None) {
+            Err(LlmError::Config {
+                origin,
+                line: None,
+                message,
+            }) => {
+                assert_eq!(origin, "the environment");
+                assert!(message.contains("KGENT_EMBEDDINGS_MODEL"), "{message}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // Limits alone do not switch embeddings on.
+    assert_eq!(
+        load(
+            &[
+                ("KGENT_EMBEDDINGS_TIMEOUT", "5"),
+                ("KGENT_EMBEDDINGS_BATCH_SIZE", "8")
+            ],
+            None
+        ),
+        Ok(None)
+    );
+    // A file without an [embeddings] table still blames the environment.
+    let chat_only = write(dir.path(), "model = \"qwen\"\n");
+    match load(
+        &[("KGENT_EMBEDDINGS_BASE_URL", "http://127.0.0.1:8080/v1")],
+        Some(&chat_only),
+    ) {
+        Err(LlmError::Config {
+            origin, line: None, ..
+        }) => assert_eq!(origin, "the environment"),
+        other => panic!("{other:?}"),
+    }
+    // An empty table switches them on, and the error points at it.
+    let empty = write(dir.path(), "model = \"qwen\"\n\n[embeddings]\n");
+    match load(&[], Some(&empty)) {
+        Err(LlmError::Config { origin, line, .. }) => {
+            assert_eq!(origin, empty.display().to_string());
+            assert_eq!(line, Some(3));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn bad_values_say_where() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cases = [

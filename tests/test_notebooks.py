@@ -202,7 +202,14 @@ def check_plain_english(nb: Any) -> None:
     # notebook is reproducible without a model); regenerate it if the library changed.
     pinned = the_cell(nb, "// Request: show which processes open files under /etc")
     pinned_body = source(pinned).split("\n", 1)[1].strip()
-    proposed_program = final.split("\n\n", 1)[1].split("\n\nTo attach it", 1)[0].strip()
+    shown_block = final.split("\n\n", 1)[1].split("\n\nTo attach it", 1)[0]
+    # Shown as verified: with the contract's assumptions, each tagged with its origin.
+    assert shown_block.startswith("Verification: "), shown_block
+    assert "// assume · spec " in shown_block, shown_block
+    proposed_program = "\n".join(
+        line for line in shown_block.splitlines()[1:]
+        if not re.match(r"\s*(assume|assert)\(", line) and not re.match(r"\s*//   ", line)
+    ).strip()
     assert proposed_program in pinned_body, (proposed_program, pinned_body)
 
     # It traced its own workload: cat opening /etc/hostname.

@@ -525,15 +525,19 @@ impl Verifier {
         line: &str,
         id: u64,
     ) -> Result<VerifierResponse, Failure> {
-        let Some(r) = state.running.as_mut() else {
+        // Out of `state` while the request is in flight: if the caller gives
+        // up (drops this future), the process goes with it, killed on drop,
+        // and its late answer cannot be read as the next request's.
+        let Some(mut running) = state.running.take() else {
             return Err(Failure::Other(VerifierError::Io("no process".into())));
         };
-        let deadline = if r.answered {
+        let deadline = if running.answered {
             self.deadline
         } else {
             self.deadline + self.startup_grace
         };
         let mut answer = String::new();
+        let r = &mut running;
         let work = async {
             r.stdin.write_all(line.as_bytes()).await?;
             r.stdin.flush().await?;
@@ -547,9 +551,6 @@ impl Verifier {
             }
         };
         let outcome = tokio::time::timeout(deadline, work).await;
-        let Some(running) = state.running.take() else {
-            return Err(Failure::Other(VerifierError::Io("no process".into())));
-        };
         match outcome {
             // Dropping `running` kills the process.
             Err(_) => Err(Failure::Other(VerifierError::Timeout { after: deadline })),
@@ -570,7 +571,6 @@ impl Verifier {
                         response.id
                     ))));
                 }
-                let mut running = running;
                 running.answered = true;
                 state.running = Some(running);
                 Ok(response)

@@ -173,3 +173,31 @@ async fn crashes_and_hangs_are_errors_and_the_next_request_restarts() {
         .unwrap_err();
     assert!(matches!(err, VerifierError::Spawn { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn a_request_given_up_half_way_leaves_no_answer_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    // Slow: each answer comes half a second after its request.
+    let slow = script(
+        dir.path(),
+        "slow",
+        &format!("while read -r line; do\nsleep 0.5\n{ANSWER}\ndone"),
+    );
+    let verifier = Verifier::at(&slow);
+    // The caller stops waiting (a notebook interrupt drops the synthesis task).
+    let given_up = tokio::time::timeout(
+        Duration::from_millis(100),
+        verifier.verify(VerifierRequest::new("BEGIN {}")),
+    )
+    .await;
+    assert!(given_up.is_err(), "the first request should still be running");
+    // The process that was working on it is gone with it ...
+    assert_eq!(verifier.pid().await, None);
+    // ... so the next request is answered, not mistaken for the old one's answer.
+    let r = verifier
+        .verify(VerifierRequest::new("BEGIN {}"))
+        .await
+        .expect("answered");
+    assert_eq!(r.id, 2);
+    verifier.shutdown().await;
+}

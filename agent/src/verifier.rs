@@ -16,16 +16,16 @@
 //! - response: `{"id": 1, "annotated_source": "...", "annotations": [...],
 //!   "report": {...}, "notes": [...], "error": null}` ([`VerifierResponse`]):
 //!   every annotation with its origin, the verdict of every `assert`
-//!   ([`Report`], the JSON of `kgent_verify::VerifyReport`), notes on the
-//!   verification as a whole (e.g. no kernel facts), or an error (the program
-//!   does not parse, the request is not JSON) with no report.
+//!   ([`Report`]), notes on the verification as a whole (e.g. no kernel
+//!   facts), or an error (the program does not parse, the request is not
+//!   JSON) with no report.
 //!
 //! [`Verifier`] starts the process on first use and keeps it for later
 //! requests; a request that takes longer than the deadline kills it (the next
 //! request starts a new one), and a process that dies is an error, never a
-//! panic. The types here are plain serde data so this crate does not depend
-//! on `kgent-verify` (nor on Z3); `kgent-verifier` builds its responses from
-//! them.
+//! panic. The types here are plain serde data, and the only definition of
+//! the report: `kgent_verify::verify` returns a [`Report`] (kgent-verify
+//! depends on this crate, never the other way, so Z3 stays out of it).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -33,6 +33,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
+use kgent_frontend::Span;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -207,14 +208,16 @@ impl From<&contracts::Annotation> for AnnotationData {
     }
 }
 
-/// The verdicts on one program (`kgent_verify::VerifyReport` as data).
+/// The verdicts on one program, as `kgent_verify::verify` returns them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// One per `assert`, in source order.
     pub assertions: Vec<AssertionData>,
-    /// What was not modelled exactly.
+    /// What was not modelled exactly, by place: unknown field types, calls
+    /// treated as uninterpreted, constructs approximated. Each note once.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Solver queries made.
     #[serde(default)]
     pub queries: u32,
     #[serde(default)]
@@ -222,10 +225,15 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn any_refuted(&self) -> bool {
+    /// The refuted assertions, in source order.
+    pub fn refuted(&self) -> impl Iterator<Item = &AssertionData> {
         self.assertions
             .iter()
-            .any(|a| matches!(a.verdict, VerdictData::Refuted { .. }))
+            .filter(|a| matches!(a.verdict, VerdictData::Refuted { .. }))
+    }
+
+    pub fn any_refuted(&self) -> bool {
+        self.refuted().next().is_some()
     }
 
     pub fn any_unknown(&self) -> bool {
@@ -259,6 +267,13 @@ pub struct AssertionData {
     /// Solver time spent on it.
     #[serde(default)]
     pub elapsed_ms: f64,
+}
+
+impl AssertionData {
+    /// The `span` field as a [`Span`].
+    pub fn span(&self) -> Span {
+        Span::new(self.span[0], self.span[1])
+    }
 }
 
 /// Proved, refuted with a counterexample, or unknown and why. In JSON an
@@ -295,7 +310,9 @@ pub struct InputData {
     pub shown: String,
 }
 
-/// An input's value: integers as raw bits.
+/// An input's value: integers as raw bits (taken modulo the input's
+/// width). Also what `kgent_verify`'s concrete evaluator takes as inputs, so
+/// that a counterexample replays as it is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum InputValueData {
@@ -354,6 +371,32 @@ impl fmt::Display for CounterexampleData {
             .map(|i| format!("{} = {}", i.name, i.shown))
             .collect();
         write!(f, "in {}: {}", self.probe, inputs.join(", "))
+    }
+}
+
+/// `line:column: text: verdict`, with a refutation's inputs and printed lines.
+impl fmt::Display for AssertionData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}: ", self.line, self.column, self.text)?;
+        match &self.verdict {
+            VerdictData::Proved if self.vacuous => {
+                write!(f, "proved (vacuously: no path reaches it)")
+            }
+            VerdictData::Proved => write!(f, "proved"),
+            VerdictData::Refuted { counterexample: c } => {
+                write!(f, "refuted {c}")?;
+                if c.printed.is_empty() {
+                    return write!(f, "; prints nothing before the assertion");
+                }
+                let lines: Vec<String> = c
+                    .printed
+                    .iter()
+                    .map(|l| format!("{:?}", l.trim_end_matches('\n')))
+                    .collect();
+                write!(f, "; prints {}", lines.join(", "))
+            }
+            VerdictData::Unknown { reason } => write!(f, "unknown: {reason}"),
+        }
     }
 }
 

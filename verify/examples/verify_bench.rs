@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use kgent_frontend::ast::{Block, ElseBranch, Expr, ExprKind, IfStmt, Stmt, StmtKind};
 use kgent_frontend::{parse, StaticFacts};
-use kgent_verify::{verify, Verdict, VerifyOptions};
+use kgent_verify::{verify, VerdictData, VerifyOptions};
 
 fn main() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -89,9 +89,9 @@ fn main() {
             notes += report.notes.len();
             for a in &report.assertions {
                 match &a.verdict {
-                    Verdict::Proved => proved += 1,
-                    Verdict::Refuted { .. } => refuted += 1,
-                    Verdict::Unknown { reason } => {
+                    VerdictData::Proved => proved += 1,
+                    VerdictData::Refuted { .. } => refuted += 1,
+                    VerdictData::Unknown { reason } => {
                         unknown += 1;
                         if verbose {
                             println!("  {name}: unknown: {reason}");

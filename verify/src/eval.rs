@@ -12,9 +12,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use kgent_agent::verifier::InputValueData;
 use kgent_frontend::ast::*;
 use kgent_frontend::facts::KernelFacts;
-use serde::{Deserialize, Serialize};
 
 use crate::env::{cast_target, firings, snippet, Decls, Env, Firing};
 use crate::format::{Format, Printable};
@@ -22,17 +22,9 @@ use crate::ty::{
     builtin_model, field_ty, retval_is_u64, BuiltinModel, IntTy, Pointee, Semantics, ValTy,
 };
 
-/// An input's value: integers as raw bits (taken modulo the input's width).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum InputValue {
-    Int(u64),
-    Str(String),
-}
-
 /// Values of inputs by the names reports use: `pid`, `arg0`, `args->family`,
 /// `$1`, `$sk->__sk_common.skc_dport` (memory reads: the access as written).
-pub type Inputs = BTreeMap<String, InputValue>;
+pub type Inputs = BTreeMap<String, InputValueData>;
 
 /// Options of the concrete evaluator.
 #[derive(Clone, Debug)]
@@ -290,12 +282,12 @@ impl Eval<'_, '_> {
         }
     }
 
-    fn input(&self, name: &str, ty: &ValTy) -> Result<InputValue, Halt> {
+    fn input(&self, name: &str, ty: &ValTy) -> Result<InputValueData, Halt> {
         match self.inputs.get(name) {
             Some(v) => Ok(v.clone()),
             None if self.options.missing_inputs_are_zero => Ok(match ty {
-                ValTy::Str => InputValue::Str(String::new()),
-                _ => InputValue::Int(0),
+                ValTy::Str => InputValueData::Str(String::new()),
+                _ => InputValueData::Int(0),
             }),
             None => Err(Halt::Error(EvalError::MissingInput(name.to_string()))),
         }
@@ -303,15 +295,15 @@ impl Eval<'_, '_> {
 
     fn typed_input(&self, name: &str, ty: &ValTy, value_bits: u32, span: Span) -> Result<CV, Halt> {
         Ok(match (ty, &self.input(name, ty)?) {
-            (ValTy::Int(t), InputValue::Int(v)) => {
+            (ValTy::Int(t), InputValueData::Int(v)) => {
                 CV::int(v & IntTy::new(value_bits.min(t.bits), false).mask(), *t)
             }
-            (ValTy::Ptr(p), InputValue::Int(v)) => CV::Int {
+            (ValTy::Ptr(p), InputValueData::Int(v)) => CV::Int {
                 v: *v,
                 ty: IntTy::U64,
                 ptr: Some(p.clone()),
             },
-            (ValTy::Str, InputValue::Str(s)) => CV::Str(s.as_bytes().to_vec()),
+            (ValTy::Str, InputValueData::Str(s)) => CV::Str(s.as_bytes().to_vec()),
             _ => return Err(unsupported(&format!("input `{name}` of this type"), span)),
         })
     }

@@ -17,6 +17,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use kgent_agent::verifier::{
+    CounterexampleData, InputData, InputValueData, UnknownReasonData, VerdictData,
+};
 use kgent_frontend::ast::*;
 use kgent_frontend::facts::RecordRef;
 use kgent_frontend::LineIndex;
@@ -24,9 +27,7 @@ use z3::ast::{Ast, Bool, Dynamic, Int, String as ZStr, BV};
 use z3::{Context, DeclKind, Model, Params, SatResult, Solver, SortKind};
 
 use crate::env::{cast_target, snippet, Decls, Env, Firing, MapTy, AGGREGATIONS};
-use crate::eval::InputValue;
 use crate::format::{Format, Printable};
-use crate::report::{Counterexample, InputAssignment, UnknownReason, Verdict};
 use crate::ty::{builtin_model, field_ty, retval_is_u64, BuiltinModel, IntTy, Pointee, ValTy};
 use crate::VerifyOptions;
 
@@ -59,10 +60,22 @@ enum SVal<'c> {
     Opaque(String),
 }
 
+impl<'c> SVal<'c> {
+    /// An integer that is neither a pointer nor the value of a condition.
+    fn plain(bv: BV<'c>, ty: IntTy) -> SVal<'c> {
+        SVal::Int(SInt {
+            bv,
+            ty,
+            ptr: None,
+            cond: None,
+        })
+    }
+}
+
 /// Per-program verdict accumulation for one `assert`.
 #[derive(Clone, Debug)]
 pub(crate) struct AssertAcc {
-    pub verdict: Option<Verdict>,
+    pub verdict: Option<VerdictData>,
     /// Every visit was proved only because the path condition is unsatisfiable.
     pub vacuous: bool,
     pub visits: u32,
@@ -82,16 +95,16 @@ impl Default for AssertAcc {
 
 impl AssertAcc {
     fn refuted(&self) -> bool {
-        matches!(self.verdict, Some(Verdict::Refuted { .. }))
+        matches!(self.verdict, Some(VerdictData::Refuted { .. }))
     }
 
-    fn add(&mut self, v: Verdict, vacuous: bool) {
+    fn add(&mut self, v: VerdictData, vacuous: bool) {
         self.visits += 1;
         self.vacuous &= vacuous;
         match (&self.verdict, &v) {
-            (Some(Verdict::Refuted { .. }), _) => {}
-            (_, Verdict::Refuted { .. }) => self.verdict = Some(v),
-            (Some(Verdict::Unknown { .. }), _) => {}
+            (Some(VerdictData::Refuted { .. }), _) => {}
+            (_, VerdictData::Refuted { .. }) => self.verdict = Some(v),
+            (Some(VerdictData::Unknown { .. }), _) => {}
             _ => self.verdict = Some(v),
         }
     }
@@ -150,7 +163,7 @@ enum Event<'c> {
     /// Paths not explored further (a loop bound); `sat` caches whether any exists.
     Cut {
         guard: Bool<'c>,
-        reason: UnknownReason,
+        reason: UnknownReasonData,
         sat: Option<bool>,
     },
 }
@@ -173,7 +186,7 @@ struct LoopCtx<'c> {
 enum Solved<'c> {
     Sat(Model<'c>),
     Unsat,
-    Unknown(UnknownReason),
+    Unknown(UnknownReasonData),
 }
 
 /// Calls without side effects (safe to evaluate on both sides of a branch).
@@ -350,12 +363,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
     }
 
     fn int(&self, v: u64, ty: IntTy) -> SVal<'c> {
-        SVal::Int(SInt {
-            bv: self.bv(v & ty.mask(), ty.bits),
-            ty,
-            ptr: None,
-            cond: None,
-        })
+        SVal::plain(self.bv(v & ty.mask(), ty.bits), ty)
     }
 
     /// A 0/1 integer of type `ty` standing for `c`.
@@ -414,13 +422,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                 None => i.bv._eq(&self.bv(0, i.ty.bits)).not(),
             },
             _ => {
-                let what = snippet(self.env.source, span);
-                let x = self.approx_int(
-                    &what,
-                    "a condition that is not an integer",
-                    span,
-                    IntTy::U64,
-                );
+                let x = self.unmodelled("a condition that is not an integer", span);
                 self.truthy(&x, span)
             }
         }
@@ -436,6 +438,14 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
 
     fn var_zero(&self, name: &str) -> SVal<'c> {
         self.zero_of(self.decls.vars.get(name))
+    }
+
+    /// Variable `name` in `st` (zero before its first assignment).
+    fn var(&self, st: &State<'c>, name: &str) -> SVal<'c> {
+        st.vars
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| self.var_zero(name))
     }
 
     // ---- inputs ---------------------------------------------------------
@@ -484,12 +494,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
         approx: Option<(String, u32)>,
     ) -> SVal<'c> {
         match ty {
-            ValTy::Int(t) => SVal::Int(SInt {
-                bv: self.fresh_bv(name, *t, approx),
-                ty: *t,
-                ptr: None,
-                cond: None,
-            }),
+            ValTy::Int(t) => SVal::plain(self.fresh_bv(name, *t, approx), *t),
             ValTy::Ptr(p) => SVal::Int(SInt {
                 bv: self.fresh_bv(name, IntTy::U64, approx),
                 ty: IntTy::U64,
@@ -528,12 +533,13 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
             format!("{what} (`{name}`) is not modelled: treated as an unknown value"),
         );
         let bv = self.fresh_bv(name, ty, Some((format!("{what} `{name}`"), line)));
-        SVal::Int(SInt {
-            bv,
-            ty,
-            ptr: None,
-            cond: None,
-        })
+        SVal::plain(bv, ty)
+    }
+
+    /// [`Self::approx_int`] for the expression at `span`, a `uint64`.
+    fn unmodelled(&mut self, what: &str, span: Span) -> SVal<'c> {
+        let name = snippet(self.env.source, span);
+        self.approx_int(&name, what, span, IntTy::U64)
     }
 
     /// `f(args)` for an uninterpreted `f`: the same arguments give the same
@@ -693,16 +699,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
         names.dedup();
         let mut vars = HashMap::new();
         for name in names {
-            let va = a
-                .vars
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| self.var_zero(name));
-            let vb = b
-                .vars
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| self.var_zero(name));
+            let (va, vb) = (self.var(&a, name), self.var(&b, name));
             vars.insert(name.clone(), self.ite_val(&ra, &va, &vb));
         }
         let mut conj = a.conj[..common].to_vec();
@@ -788,9 +785,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                     if Self::dead(st) {
                         break;
                     }
-                    self.block(st, body);
-                    let conts = std::mem::take(&mut self.loops.last_mut().expect("loop").continues);
-                    *st = self.merge_all(st.clone(), conts);
+                    self.iteration(st, body);
                 }
                 let ctx = self.loops.pop().expect("loop");
                 *st = self.merge_all(st.clone(), ctx.breaks);
@@ -843,32 +838,52 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
         *st = self.merge(then_st, else_st);
     }
 
-    /// `while (cond)` (or, with no condition, a loop of unknown count),
-    /// unrolled `max_loop_iterations` times; paths still looping after that
-    /// are cut and recorded.
+    /// `while (cond)` (or, with no condition, a loop of unknown count).
     fn bounded_loop(&mut self, st: &mut State<'c>, cond: Option<&Expr>, body: &Block, span: Span) {
+        self.unrolled_loop(
+            st,
+            span,
+            |ex, st| {
+                let c = match cond {
+                    Some(cond) => {
+                        let v = ex.expr(st, cond);
+                        ex.truthy(&v, cond.span)
+                    }
+                    None => {
+                        let line = ex.line(span);
+                        let more = ex.approx_int(
+                            &format!("loop at line {line} continues"),
+                            "a loop count",
+                            span,
+                            IntTy::U8,
+                        );
+                        ex.truthy(&more, span)
+                    }
+                };
+                Some((c, ()))
+            },
+            |ex, st, ()| ex.iteration(st, body),
+        );
+    }
+
+    /// A loop unrolled `max_loop_iterations` times. `next` gives the
+    /// condition of one more iteration and what `iterate` needs to run it
+    /// (`None`: the loop ends here); paths still looping after the last are
+    /// cut and recorded, so that what they might reach is not proved.
+    fn unrolled_loop<T>(
+        &mut self,
+        st: &mut State<'c>,
+        span: Span,
+        mut next: impl FnMut(&mut Self, &mut State<'c>) -> Option<(Bool<'c>, T)>,
+        mut iterate: impl FnMut(&mut Self, &mut State<'c>, T),
+    ) {
         let max = self.opts.max_loop_iterations;
         self.loops.push(LoopCtx::default());
         let mut exits = Vec::new();
         let mut i = 0;
         while !Self::dead(st) {
-            let c = match cond {
-                Some(cond) => {
-                    let v = self.expr(st, cond);
-                    self.truthy(&v, cond.span)
-                }
-                None => {
-                    let line = self.line(span);
-                    match self.approx_int(
-                        &format!("loop at line {line} continues"),
-                        "a loop count",
-                        span,
-                        IntTy::U8,
-                    ) {
-                        SVal::Int(i) => i.bv._eq(&self.bv(0, 8)).not(),
-                        _ => self.tt(),
-                    }
-                }
+            let Some((c, step)) = next(self, st) else {
+                break;
             };
             exits.push(self.restricted(st, &self.not(&c)));
             self.restrict(st, &c);
@@ -877,7 +892,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                     let line = self.line(span);
                     self.events.push(Event::Cut {
                         guard: self.guard(st),
-                        reason: UnknownReason::LoopBound {
+                        reason: UnknownReasonData::LoopBound {
                             line,
                             iterations: max,
                         },
@@ -887,13 +902,18 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                 break;
             }
             i += 1;
-            self.block(st, body);
-            let conts = std::mem::take(&mut self.loops.last_mut().expect("loop").continues);
-            *st = self.merge_all(st.clone(), conts);
+            iterate(self, st, step);
         }
         let ctx = self.loops.pop().expect("loop");
         exits.extend(ctx.breaks);
         *st = self.merge_all(self.killed(st), exits);
+    }
+
+    /// One run of a loop's body; the paths that `continue` rejoin at its end.
+    fn iteration(&mut self, st: &mut State<'c>, body: &Block) {
+        self.block(st, body);
+        let conts = std::mem::take(&mut self.loops.last_mut().expect("loop").continues);
+        *st = self.merge_all(st.clone(), conts);
     }
 
     fn for_loop(
@@ -918,55 +938,29 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                     );
                     return;
                 };
-                // `for ($i : a..b)`: $i from a while $i < b, as a bounded loop.
+                // `for ($i : a..b)`: $i from a while $i < b, as a bounded loop;
+                // the counter steps from the value the condition tested,
+                // whatever the body assigns to $i.
                 let ty = IntTy::I64;
                 let start_v = SVal::Int(self.cast(&s, ty));
                 st.vars.insert(var.to_string(), start_v);
                 let end_v = self.cast(&e, ty);
-                let max = self.opts.max_loop_iterations;
-                self.loops.push(LoopCtx::default());
-                let mut exits = Vec::new();
-                let mut i = 0;
-                while !Self::dead(st) {
-                    let cur = match st.vars.get(var) {
-                        Some(SVal::Int(v)) => self.cast(v, ty),
-                        _ => break,
-                    };
-                    let c = cur.bv.bvslt(&end_v.bv);
-                    exits.push(self.restricted(st, &self.not(&c)));
-                    self.restrict(st, &c);
-                    if i == max {
-                        if !Self::dead(st) {
-                            let line = self.line(span);
-                            self.events.push(Event::Cut {
-                                guard: self.guard(st),
-                                reason: UnknownReason::LoopBound {
-                                    line,
-                                    iterations: max,
-                                },
-                                sat: None,
-                            });
+                self.unrolled_loop(
+                    st,
+                    span,
+                    |ex, st| match st.vars.get(var) {
+                        Some(SVal::Int(v)) => {
+                            let cur = ex.cast(v, ty);
+                            Some((cur.bv.bvslt(&end_v.bv), cur))
                         }
-                        break;
-                    }
-                    i += 1;
-                    self.block(st, body);
-                    let conts = std::mem::take(&mut self.loops.last_mut().expect("loop").continues);
-                    *st = self.merge_all(st.clone(), conts);
-                    let next = cur.bv.bvadd(&self.bv(1, 64));
-                    st.vars.insert(
-                        var.to_string(),
-                        SVal::Int(SInt {
-                            bv: next,
-                            ty,
-                            ptr: None,
-                            cond: None,
-                        }),
-                    );
-                }
-                let ctx = self.loops.pop().expect("loop");
-                exits.extend(ctx.breaks);
-                *st = self.merge_all(self.killed(st), exits);
+                        _ => None,
+                    },
+                    |ex, st, cur| {
+                        ex.iteration(st, body);
+                        let next = cur.bv.bvadd(&ex.bv(1, 64));
+                        st.vars.insert(var.to_string(), SVal::plain(next, ty));
+                    },
+                );
             }
             ForIter::Expr(e) => {
                 let what = format!(
@@ -988,11 +982,8 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
         );
         let mut assigned = Vec::new();
         assigned_vars(body, &mut assigned);
-        let ran = match self.approx_int(&format!("loop at line {line} runs"), what, span, IntTy::U8)
-        {
-            SVal::Int(i) => i.bv._eq(&self.bv(0, 8)).not(),
-            _ => self.tt(),
-        };
+        let ran = self.approx_int(&format!("loop at line {line} runs"), what, span, IntTy::U8);
+        let ran = self.truthy(&ran, span);
         let mut body_st = self.restricted(st, &ran);
         self.havoc(&mut body_st, &assigned, what, line);
         let loop_var = self.approx_int(&format!("${var}"), what, span, IntTy::U64);
@@ -1050,11 +1041,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
             ExprKind::Var(name) => {
                 let mut v = self.expr(st, value);
                 if let Some(bop) = op.binary_op() {
-                    let cur = st
-                        .vars
-                        .get(name)
-                        .cloned()
-                        .unwrap_or_else(|| self.var_zero(name));
+                    let cur = self.var(st, name);
                     v = self.binary(bop, &cur, &v, span);
                 }
                 self.store_var(st, name, v);
@@ -1078,12 +1065,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                     }
                     Some(self.map_value(v))
                 };
-                self.events.push(Event::Write {
-                    guard: self.guard(st),
-                    map: name.clone(),
-                    keys,
-                    value,
-                });
+                self.write(st, name, keys, value);
             }
             _ => self.note(
                 span,
@@ -1095,16 +1077,12 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
     /// Integers go into maps as 64 bits, keeping their signedness.
     fn map_value(&self, v: SVal<'c>) -> SVal<'c> {
         match v {
-            SVal::Int(i) => SVal::Int(SInt {
-                bv: self.ext64(&i),
-                ty: IntTy::new(64, i.ty.signed),
-                ptr: None,
-                cond: None,
-            }),
+            SVal::Int(i) => SVal::plain(self.ext64(&i), IntTy::new(64, i.ty.signed)),
             other => other,
         }
     }
 
+    /// Map keys (or a call's arguments) as terms.
     fn keys(&mut self, st: &mut State<'c>, keys: &[Expr]) -> Vec<Dynamic<'c>> {
         let mut out = Vec::new();
         for k in keys {
@@ -1119,6 +1097,23 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
             Some(MapTy::Value(t)) => t.clone(),
             _ => ValTy::Int(IntTy::U64),
         }
+    }
+
+    /// Records a write to `@map[keys]` on the paths of `st` (`value: None`:
+    /// an aggregation).
+    fn write(
+        &mut self,
+        st: &State<'c>,
+        map: &str,
+        keys: Vec<Dynamic<'c>>,
+        value: Option<SVal<'c>>,
+    ) {
+        self.events.push(Event::Write {
+            guard: self.guard(st),
+            map: map.to_string(),
+            keys,
+            value,
+        });
     }
 
     /// `@name[keys]` now: the latest write on this path with equal keys, else
@@ -1193,7 +1188,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
         let r = match result {
             SatResult::Sat => match solver.get_model() {
                 Some(m) => Solved::Sat(m),
-                None => Solved::Unknown(UnknownReason::Solver {
+                None => Solved::Unknown(UnknownReasonData::Solver {
                     message: "no model".into(),
                 }),
             },
@@ -1201,11 +1196,11 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
             SatResult::Unknown => {
                 let why = solver.get_reason_unknown().unwrap_or_default();
                 if why.contains("timeout") || why.contains("canceled") {
-                    Solved::Unknown(UnknownReason::Timeout {
+                    Solved::Unknown(UnknownReasonData::Timeout {
                         limit_ms: self.opts.timeout_ms,
                     })
                 } else {
-                    Solved::Unknown(UnknownReason::Solver { message: why })
+                    Solved::Unknown(UnknownReasonData::Solver { message: why })
                 }
             }
         };
@@ -1267,14 +1262,14 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
             self.and_all(&conj)
         };
         let (verdict, vacuous) = if q.as_bool() == Some(false) {
-            (Verdict::Proved, self.unreachable(&guard))
+            (VerdictData::Proved, self.unreachable(&guard))
         } else {
             match self.solve(&q) {
                 Solved::Sat(model) => (self.refutation(&model, &q), false),
-                Solved::Unknown(reason) => (Verdict::Unknown { reason }, false),
+                Solved::Unknown(reason) => (VerdictData::Unknown { reason }, false),
                 Solved::Unsat => match self.satisfiable_cut() {
-                    Some(reason) => (Verdict::Unknown { reason }, false),
-                    None => (Verdict::Proved, self.unreachable(&guard)),
+                    Some(reason) => (VerdictData::Unknown { reason }, false),
+                    None => (VerdictData::Proved, self.unreachable(&guard)),
                 },
             }
         };
@@ -1406,7 +1401,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
     }
 
     /// A loop cut-off some input reaches: those paths were not explored.
-    fn satisfiable_cut(&mut self) -> Option<UnknownReason> {
+    fn satisfiable_cut(&mut self) -> Option<UnknownReasonData> {
         for i in 0..self.events.len() {
             let (guard, reason, sat) = match &self.events[i] {
                 Event::Cut { guard, reason, sat } => (guard.clone(), reason.clone(), *sat),
@@ -1429,7 +1424,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
         None
     }
 
-    fn refutation(&mut self, model: &Model<'c>, q: &Bool<'c>) -> Verdict {
+    fn refutation(&mut self, model: &Model<'c>, q: &Bool<'c>) -> VerdictData {
         let mut roots = vec![Dynamic::from_ast(q)];
         let mut printed = Vec::new();
         for ev in &self.events {
@@ -1455,16 +1450,16 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
         let used = self.used_inputs(model, roots);
         if let Some(&i) = used.iter().find(|&&i| self.inputs[i].approx.is_some()) {
             let (construct, line) = self.inputs[i].approx.clone().unwrap_or_default();
-            return Verdict::Unknown {
-                reason: UnknownReason::Unsupported { construct, line },
+            return VerdictData::Unknown {
+                reason: UnknownReasonData::Unsupported { construct, line },
             };
         }
         let inputs = used
             .into_iter()
             .map(|i| self.assignment(model, &self.inputs[i]))
             .collect();
-        Verdict::Refuted {
-            counterexample: Counterexample {
+        VerdictData::Refuted {
+            counterexample: CounterexampleData {
                 probe: self.firing.label.clone(),
                 inputs,
                 printed,
@@ -1545,7 +1540,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
         found
     }
 
-    fn assignment(&self, model: &Model<'c>, input: &InputSym<'c>) -> InputAssignment {
+    fn assignment(&self, model: &Model<'c>, input: &InputSym<'c>) -> InputData {
         match input.kind {
             InKind::Int(ty) => {
                 let v = input
@@ -1560,9 +1555,9 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                 } else {
                     n.to_string()
                 };
-                InputAssignment {
+                InputData {
                     name: input.name.clone(),
-                    value: InputValue::Int(v),
+                    value: InputValueData::Int(v),
                     ty: ty.name(),
                     shown,
                 }
@@ -1575,10 +1570,10 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                     .and_then(|s| s.as_string())
                     .map(|s| unescape_z3(&s))
                     .unwrap_or_default();
-                InputAssignment {
+                InputData {
                     name: input.name.clone(),
                     shown: format!("{s:?}"),
-                    value: InputValue::Str(s),
+                    value: InputValueData::Str(s),
                     ty: "string".into(),
                 }
             }
@@ -1634,11 +1629,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
             ExprKind::Int(lit) => self.int(lit.value, sem.literal(lit.value)),
             ExprKind::Bool(b) => self.int(u64::from(*b), IntTy::U8),
             ExprKind::Str(s) => SVal::Str(self.str_lit(&s.value)),
-            ExprKind::Var(name) => st
-                .vars
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| self.var_zero(name)),
+            ExprKind::Var(name) => self.var(st, name),
             ExprKind::Positional(n) => {
                 let name = format!("${n}");
                 self.memo_input(&name.clone(), &name, &ValTy::Int(IntTy::I64))
@@ -1712,23 +1703,10 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                     (SVal::Int(li), SVal::Int(ri)) => {
                         let to = sem.ternary(li.ty, ri.ty);
                         let (lc, rc) = (self.cast(li, to), self.cast(ri, to));
-                        SVal::Int(SInt {
-                            bv: c.ite(&lc.bv, &rc.bv),
-                            ty: to,
-                            ptr: None,
-                            cond: None,
-                        })
+                        SVal::plain(c.ite(&lc.bv, &rc.bv), to)
                     }
                     (SVal::Str(a), SVal::Str(b)) => SVal::Str(c.ite(a, b)),
-                    _ => {
-                        let what = snippet(self.env.source, e.span);
-                        self.approx_int(
-                            &what,
-                            "a ternary of mixed or non-integer types",
-                            e.span,
-                            IntTy::U64,
-                        )
-                    }
+                    _ => self.unmodelled("a ternary of mixed or non-integer types", e.span),
                 }
             }
             ExprKind::Cast { ty, expr } => {
@@ -1746,10 +1724,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                         let v = self.memo_input(&format!("&{key}"), &name, &ValTy::Ptr(p));
                         v
                     }
-                    _ => {
-                        let what = snippet(self.env.source, e.span);
-                        self.approx_int(&what, "this cast", e.span, IntTy::U64)
-                    }
+                    _ => self.unmodelled("this cast", e.span),
                 }
             }
             ExprKind::Sizeof(of) => {
@@ -1778,8 +1753,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                 SVal::Opaque("<tuple>".into())
             }
             ExprKind::TupleIndex { .. } | ExprKind::Offsetof { .. } | ExprKind::Error => {
-                let what = snippet(self.env.source, e.span);
-                self.approx_int(&what, "this expression", e.span, IntTy::U64)
+                self.unmodelled("this expression", e.span)
             }
         }
     }
@@ -1830,12 +1804,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                     return v.clone();
                 }
                 let raw = self.fresh_bv(name, IntTy::new(value_bits, false), None);
-                let v = SVal::Int(SInt {
-                    bv: self.resize(&raw, value_bits, ty.bits, false),
-                    ty,
-                    ptr: None,
-                    cond: None,
-                });
+                let v = SVal::plain(self.resize(&raw, value_bits, ty.bits, false), ty);
                 self.memo.insert(key, v.clone());
                 v
             }
@@ -1907,15 +1876,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                     &ValTy::Ptr(Pointee::Unknown),
                 )
             }
-            _ => {
-                let what = snippet(self.env.source, span);
-                self.approx_int(
-                    &what,
-                    "a field of a value of unknown type",
-                    span,
-                    IntTy::U64,
-                )
-            }
+            _ => self.unmodelled("a field of a value of unknown type", span),
         }
     }
 
@@ -1941,9 +1902,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
         let name = snippet(self.env.source, span);
         let idx = match index {
             SVal::Int(i) => self.ext64(i).to_string(),
-            _ => {
-                return self.approx_int(&name, "an index that is not an integer", span, IntTy::U64)
-            }
+            _ => return self.unmodelled("an index that is not an integer", span),
         };
         match base {
             SVal::Array { elem, key } => {
@@ -1954,7 +1913,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                 bv,
                 ..
             }) => self.memo_input(&format!("mem:{bv}[{idx}]"), &name, &ValTy::Int(*t)),
-            _ => self.approx_int(&name, "indexing a value of unknown type", span, IntTy::U64),
+            _ => self.unmodelled("indexing a value of unknown type", span),
         }
     }
 
@@ -1968,11 +1927,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
             let bop = if inc { BinaryOp::Add } else { BinaryOp::Sub };
             match &operand.kind {
                 ExprKind::Var(name) => {
-                    let old = st
-                        .vars
-                        .get(name)
-                        .cloned()
-                        .unwrap_or_else(|| self.var_zero(name));
+                    let old = self.var(st, name);
                     let SVal::Int(o) = &old else { return old };
                     let one = self.bv(1, o.ty.bits);
                     let new = SVal::Int(SInt {
@@ -1998,17 +1953,11 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                     let one = self.int(1, IntTy::I64);
                     let sum = self.binary(bop, &old, &one, span);
                     let new = self.map_value(sum);
-                    self.events.push(Event::Write {
-                        guard: self.guard(st),
-                        map: name.clone(),
-                        keys,
-                        value: Some(new.clone()),
-                    });
+                    self.write(st, name, keys, Some(new.clone()));
                     return if post { old } else { new };
                 }
                 _ => {
-                    let what = snippet(self.env.source, span);
-                    return self.approx_int(&what, "++/-- on this expression", span, IntTy::U64);
+                    return self.unmodelled("++/-- on this expression", span);
                 }
             }
         }
@@ -2034,36 +1983,17 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                     SVal::Int(SInt { bv, .. }) => {
                         self.memo_input(&format!("mem:{bv}*"), &name, &ValTy::Int(IntTy::U64))
                     }
-                    _ => self.approx_int(&name, "this dereference", span, IntTy::U64),
+                    _ => self.unmodelled("this dereference", span),
                 }
             }
-            UnaryOp::AddrOf => {
-                let name = snippet(self.env.source, span);
-                self.approx_int(&name, "taking an address", span, IntTy::U64)
-            }
+            UnaryOp::AddrOf => self.unmodelled("taking an address", span),
             _ => {
                 let SVal::Int(i) = v else {
-                    let name = snippet(self.env.source, span);
-                    return self.approx_int(
-                        &name,
-                        "an operator on a non-integer",
-                        span,
-                        IntTy::U64,
-                    );
+                    return self.unmodelled("an operator on a non-integer", span);
                 };
                 match op {
-                    UnaryOp::Neg => SVal::Int(SInt {
-                        bv: i.bv.bvneg(),
-                        ty: i.ty,
-                        ptr: None,
-                        cond: None,
-                    }),
-                    UnaryOp::BitNot => SVal::Int(SInt {
-                        bv: i.bv.bvnot(),
-                        ty: i.ty,
-                        ptr: None,
-                        cond: None,
-                    }),
+                    UnaryOp::Neg => SVal::plain(i.bv.bvneg(), i.ty),
+                    UnaryOp::BitNot => SVal::plain(i.bv.bvnot(), i.ty),
                     UnaryOp::Not => {
                         let c = self.truthy(&SVal::Int(i.clone()), span);
                         self.bool_value(self.not(&c), i.ty.unsigned())
@@ -2084,13 +2014,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                 return self.bool_value(c, IntTy::U64);
             }
             _ => {
-                let what = snippet(self.env.source, span);
-                return self.approx_int(
-                    &what,
-                    "an operator on values that are not integers",
-                    span,
-                    IntTy::U64,
-                );
+                return self.unmodelled("an operator on values that are not integers", span);
             }
         };
         let bt = self.env.sem.binop(op, l.ty, r.ty);
@@ -2098,14 +2022,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
         let a = self.resize(&l.bv, l.ty.bits, w, l.ty.signed);
         let b = self.resize(&r.bv, r.ty.bits, w, r.ty.signed);
         let zero = self.bv(0, w);
-        let value = |bv: BV<'c>| {
-            SVal::Int(SInt {
-                bv,
-                ty: bt.result,
-                ptr: None,
-                cond: None,
-            })
-        };
+        let value = |bv: BV<'c>| SVal::plain(bv, bt.result);
         match op {
             BinaryOp::Add => value(a.bvadd(&b)),
             BinaryOp::Sub => value(a.bvsub(&b)),
@@ -2204,12 +2121,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                 Some(acc) => acc.concat(&byte),
             });
         }
-        SVal::Int(SInt {
-            bv: out.unwrap_or_else(|| i.bv.clone()),
-            ty: i.ty,
-            ptr: None,
-            cond: None,
-        })
+        SVal::plain(out.unwrap_or_else(|| i.bv.clone()), i.ty)
     }
 
     fn call(&mut self, st: &mut State<'c>, name: &str, args: &[Expr], span: Span) -> SVal<'c> {
@@ -2248,7 +2160,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
             "exit" => SVal::Opaque("<exit>".into()),
             "bswap" if args.len() == 1 => match self.expr(st, &args[0]) {
                 SVal::Int(i) => self.bswap(&i),
-                _ => self.approx_int(&text, "bswap of a non-integer", span, IntTy::U64),
+                _ => self.unmodelled("bswap of a non-integer", span),
             },
             "kptr" | "uptr" if args.len() == 1 => self.expr(st, &args[0]),
             "strncmp" if args.len() == 3 => {
@@ -2287,12 +2199,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                 let keys = self.keys(st, &keys);
                 let ty = self.map_ty(&map);
                 let zero = self.zero_of(Some(&ty));
-                self.events.push(Event::Write {
-                    guard: self.guard(st),
-                    map,
-                    keys,
-                    value: Some(zero),
-                });
+                self.write(st, &map, keys, Some(zero));
                 SVal::Opaque("<delete>".into())
             }
             "clear" | "zero" => {
@@ -2315,11 +2222,7 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                 SVal::Opaque(format!("<{name}>"))
             }
             _ if STRING_CALLS.contains(&name) || INT_CALLS.contains(&name) => {
-                let mut terms = Vec::new();
-                for a in args {
-                    let v = self.expr(st, a);
-                    terms.push(self.key_term(&v));
-                }
+                let terms = self.keys(st, args);
                 let ty = if STRING_CALLS.contains(&name) {
                     ValTy::Str
                 } else {
@@ -2341,19 +2244,10 @@ impl<'c, 'e, 'a> Exec<'c, 'e, 'a> {
                 for a in args {
                     self.expr(st, a);
                 }
-                self.approx_int(
-                    &text,
-                    "a call to a function the program defines",
-                    span,
-                    IntTy::U64,
-                )
+                self.unmodelled("a call to a function the program defines", span)
             }
             _ => {
-                let mut terms = Vec::new();
-                for a in args {
-                    let v = self.expr(st, a);
-                    terms.push(self.key_term(&v));
-                }
+                let terms = self.keys(st, args);
                 self.note(
                     span,
                     format!("`{name}()` is not modelled: its result is an unknown value"),

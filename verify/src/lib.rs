@@ -6,13 +6,13 @@
 //!
 //! ```
 //! use kgent_frontend::{parse, StaticFacts};
-//! use kgent_verify::{verify, Verdict, VerifyOptions};
+//! use kgent_verify::{verify, VerdictData, VerifyOptions};
 //!
 //! let source = "kretprobe:vfs_read { if (retval < 0) { printf(\"error %d\\n\", retval); assert(0, \"unreachable\") } }";
 //! let parsed = parse(source);
 //! let report = verify(source, &parsed.program, &StaticFacts::default(), &VerifyOptions::default());
 //! // retval is uint64 in bpftrace: `retval < 0` never holds.
-//! assert!(matches!(report.assertions[0].verdict, Verdict::Proved));
+//! assert!(matches!(report.assertions[0].verdict, VerdictData::Proved));
 //! assert!(report.assertions[0].vacuous);
 //! ```
 //!
@@ -92,25 +92,27 @@
 //! Code map: `ty` (integer types and rules), `env` (program-wide facts:
 //! defines, firings, declared types), `exec` (the symbolic executor and
 //! solving), `eval` (the concrete evaluator used by the differential test),
-//! `format` (printf rendering), `report` (results).
+//! `format` (printf rendering). The results are the verifier protocol's
+//! types (`kgent_agent::verifier`, re-exported here): `kgent-verifier`
+//! answers with what [`verify`] returns, unconverted.
 
 mod env;
 pub mod eval;
 mod exec;
 pub mod format;
-mod report;
 pub mod ty;
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kgent_frontend::ast::{Block, ElseBranch, IfStmt, ItemKind, Program, StmtKind};
 use kgent_frontend::{KernelFacts, LineIndex, Span};
 
-pub use eval::{eval_probe, EvalError, EvalOptions, InputValue, Inputs, Run, RunEnd};
-pub use report::{
-    AssertionResult, Counterexample, InputAssignment, UnknownReason, Verdict, VerifyReport,
+pub use eval::{eval_probe, EvalError, EvalOptions, Inputs, Run, RunEnd};
+pub use kgent_agent::verifier::{
+    AssertionData, CounterexampleData, InputData, InputValueData, Report, UnknownReasonData,
+    VerdictData,
 };
 
 use env::{firings, snippet, Env};
@@ -151,7 +153,7 @@ pub fn verify(
     program: &Program,
     facts: &dyn KernelFacts,
     options: &VerifyOptions,
-) -> VerifyReport {
+) -> Report {
     let started = Instant::now();
     let lines = LineIndex::new(source);
     let env = Env::new(source, program, facts, Semantics::new(options.version));
@@ -213,8 +215,8 @@ pub fn verify(
                     for (i, (span, _, _)) in spans.iter().enumerate() {
                         if probe.body.span.start <= span.start && span.end <= probe.body.span.end {
                             acc[i] = AssertAcc::default();
-                            acc[i].verdict = Some(Verdict::Unknown {
-                                reason: UnknownReason::Solver {
+                            acc[i].verdict = Some(VerdictData::Unknown {
+                                reason: UnknownReasonData::Solver {
                                     message: "internal error".into(),
                                 },
                             });
@@ -226,49 +228,54 @@ pub fn verify(
         }
     }
 
-    let mut assertions: Vec<AssertionResult> = spans
+    let mut assertions: Vec<AssertionData> = spans
         .iter()
         .zip(acc)
         .map(|((span, text, message), a)| {
             let lc = lines.line_col(span.start);
-            AssertionResult {
-                span: *span,
+            AssertionData {
+                span: [span.start, span.end],
                 line: lc.line,
                 column: lc.column,
                 text: text.clone(),
                 message: message.clone(),
                 // Never visited: no path reaches it (dead code after `return`).
                 vacuous: a.vacuous,
-                verdict: a.verdict.unwrap_or(Verdict::Proved),
-                elapsed: a.elapsed,
+                verdict: a.verdict.unwrap_or(VerdictData::Proved),
+                elapsed_ms: millis(a.elapsed),
             }
         })
         .collect();
     for (span, text, message) in in_functions {
         let lc = lines.line_col(span.start);
-        assertions.push(AssertionResult {
-            span,
+        assertions.push(AssertionData {
+            span: [span.start, span.end],
             line: lc.line,
             column: lc.column,
             text,
             message,
-            verdict: Verdict::Unknown {
-                reason: UnknownReason::Unsupported {
+            verdict: VerdictData::Unknown {
+                reason: UnknownReasonData::Unsupported {
                     construct: "an assertion inside a function or macro".into(),
                     line: lc.line,
                 },
             },
             vacuous: false,
-            elapsed: Default::default(),
+            elapsed_ms: 0.0,
         });
     }
-    assertions.sort_by_key(|a| a.span.start);
-    VerifyReport {
+    assertions.sort_by_key(|a| a.span[0]);
+    Report {
         assertions,
         notes: notes.list,
         queries,
-        elapsed: started.elapsed(),
+        elapsed_ms: millis(started.elapsed()),
     }
+}
+
+/// A duration as the report's `elapsed_ms` fields hold it.
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 type AssertSite = (Span, String, Option<String>);

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use kgent_frontend::{parse, StaticFacts};
 use kgent_verify::{
-    eval_probe, verify, EvalError, EvalOptions, InputValue, Inputs, RunEnd, Verdict, VerifyOptions,
+    eval_probe, verify, EvalError, EvalOptions, InputValueData, Inputs, RunEnd, VerdictData,
+    VerifyOptions,
 };
 
 fn data_dir() -> PathBuf {
@@ -79,7 +80,7 @@ fn wrong_programs_are_refuted_with_their_counterexample() {
             failures.push(format!("{name}: nothing refuted: {:?}", report.assertions));
             continue;
         };
-        let Verdict::Refuted { counterexample } = &result.verdict else {
+        let VerdictData::Refuted { counterexample } = &result.verdict else {
             unreachable!()
         };
         eprintln!("{name}: {result}");
@@ -109,6 +110,7 @@ fn wrong_programs_are_refuted_with_their_counterexample() {
             continue;
         }
         // The counterexample, run concretely, fails the same assertion and prints the same lines.
+        let span = result.span();
         let inputs: Inputs = counterexample
             .inputs
             .iter()
@@ -117,9 +119,7 @@ fn wrong_programs_are_refuted_with_their_counterexample() {
         let probe_index = parsed
             .program
             .probes()
-            .position(|p| {
-                p.body.span.start <= result.span.start && result.span.end <= p.body.span.end
-            })
+            .position(|p| p.body.span.start <= span.start && span.end <= p.body.span.end)
             .expect("assertion inside a probe");
         let options = EvalOptions {
             missing_inputs_are_zero: true,
@@ -134,10 +134,7 @@ fn wrong_programs_are_refuted_with_their_counterexample() {
             &options,
         ) {
             Ok(run) => {
-                let failed = run
-                    .asserts
-                    .iter()
-                    .any(|a| a.span == result.span && !a.holds);
+                let failed = run.asserts.iter().any(|a| a.span == span && !a.holds);
                 if !failed || run.end != RunEnd::Completed {
                     failures.push(format!(
                         "{name}: replay does not fail the assertion: {run:?}"
@@ -168,7 +165,7 @@ fn fixed_programs_are_proved() {
         assert!(!report.assertions.is_empty(), "{name}: no assertions");
         for a in &report.assertions {
             eprintln!("{name}: {a}");
-            if a.verdict != Verdict::Proved || a.vacuous {
+            if a.verdict != VerdictData::Proved || a.vacuous {
                 failures.push(format!("{name}: {a}"));
             }
         }
@@ -204,7 +201,7 @@ fn replay_reports_missing_inputs() {
     .unwrap_err();
     assert_eq!(err, EvalError::MissingInput("arg0".into()));
     let mut inputs = Inputs::new();
-    inputs.insert("arg0".into(), InputValue::Int(u64::MAX));
+    inputs.insert("arg0".into(), InputValueData::Int(u64::MAX));
     let run = eval_probe(
         source,
         &parsed.program,

@@ -10,7 +10,7 @@
 
 use kgent_frontend::{parse, StaticFacts};
 use kgent_verify::{
-    eval_probe, verify, EvalOptions, InputValue, Inputs, RunEnd, Verdict, VerifyOptions,
+    eval_probe, verify, EvalOptions, InputValueData, Inputs, RunEnd, VerdictData, VerifyOptions,
 };
 
 struct Rng(u64);
@@ -189,7 +189,7 @@ fn check_case(seed: u64, version: (u32, u32), facts: &StaticFacts, failures: &mu
     assert!(!parsed.has_errors(), "{program}\n{:?}", parsed.diagnostics);
     let mut concrete_inputs = Inputs::new();
     for (i, v) in inputs.iter().enumerate() {
-        concrete_inputs.insert(format!("arg{i}"), InputValue::Int(*v));
+        concrete_inputs.insert(format!("arg{i}"), InputValueData::Int(*v));
     }
     let eval_options = EvalOptions {
         version,
@@ -243,7 +243,7 @@ fn check_case(seed: u64, version: (u32, u32), facts: &StaticFacts, failures: &mu
     let report = verify(&annotated, &parsed.program, facts, &options);
     let (last, vars) = report.assertions.split_last().expect("assertions");
     for a in vars {
-        if a.verdict != Verdict::Proved || a.vacuous {
+        if a.verdict != VerdictData::Proved || a.vacuous {
             failures.push(format!(
                 "seed {seed} {version:?}: {a}\ninputs {inputs:x?}\n{annotated}"
             ));
@@ -251,7 +251,7 @@ fn check_case(seed: u64, version: (u32, u32), facts: &StaticFacts, failures: &mu
         }
     }
     match &last.verdict {
-        Verdict::Refuted { counterexample } if counterexample.printed == run.printed => {}
+        VerdictData::Refuted { counterexample } if counterexample.printed == run.printed => {}
         other => failures.push(format!(
             "seed {seed} {version:?}: concrete run printed {:?}, symbolic: {other:?}\ninputs {inputs:x?}\n{annotated}",
             run.printed

@@ -4,7 +4,8 @@
 
 use kgent_frontend::{parse, StaticFacts};
 use kgent_verify::{
-    verify, AssertionResult, Counterexample, UnknownReason, Verdict, VerifyOptions, VerifyReport,
+    verify, AssertionData, CounterexampleData, Report, UnknownReasonData, VerdictData,
+    VerifyOptions,
 };
 
 fn facts() -> StaticFacts {
@@ -12,37 +13,37 @@ fn facts() -> StaticFacts {
     StaticFacts::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn run_with(source: &str, options: &VerifyOptions) -> VerifyReport {
+fn run_with(source: &str, options: &VerifyOptions) -> Report {
     let parsed = parse(source);
     assert!(!parsed.has_errors(), "{source}: {:?}", parsed.diagnostics);
     verify(source, &parsed.program, &facts(), options)
 }
 
-fn run(source: &str) -> VerifyReport {
+fn run(source: &str) -> Report {
     run_with(source, &VerifyOptions::default())
 }
 
 /// The verdicts in order, as `proved`/`refuted`/`unknown`.
-fn verdicts(report: &VerifyReport) -> Vec<&'static str> {
+fn verdicts(report: &Report) -> Vec<&'static str> {
     report
         .assertions
         .iter()
         .map(|a| match a.verdict {
-            Verdict::Proved => "proved",
-            Verdict::Refuted { .. } => "refuted",
-            Verdict::Unknown { .. } => "unknown",
+            VerdictData::Proved => "proved",
+            VerdictData::Refuted { .. } => "refuted",
+            VerdictData::Unknown { .. } => "unknown",
         })
         .collect()
 }
 
-fn cex(a: &AssertionResult) -> &Counterexample {
+fn cex(a: &AssertionData) -> &CounterexampleData {
     match &a.verdict {
-        Verdict::Refuted { counterexample } => counterexample,
+        VerdictData::Refuted { counterexample } => counterexample,
         other => panic!("{}: expected a refutation, got {other:?}", a.text),
     }
 }
 
-fn input<'a>(c: &'a Counterexample, name: &str) -> &'a str {
+fn input<'a>(c: &'a CounterexampleData, name: &str) -> &'a str {
     c.inputs
         .iter()
         .find(|i| i.name == name)
@@ -70,7 +71,7 @@ kprobe:f
     assert(-(int64)arg0 + arg0 == 0);
 }
 "#);
-    assert!(r.proved(), "{:#?}", r.assertions);
+    assert!(r.all_proved(), "{:#?}", r.assertions);
 }
 
 #[test]
@@ -186,7 +187,7 @@ kprobe:f
     assert($y == 1 || arg1 / arg0 <= 1);
 }
 "#);
-    assert!(r.proved(), "{:#?}", r.assertions);
+    assert!(r.all_proved(), "{:#?}", r.assertions);
 }
 
 #[test]
@@ -267,11 +268,11 @@ kprobe:f
     assert($j == 3);
 }
 "#);
-    assert!(r.proved(), "{:#?}", r.assertions);
+    assert!(r.all_proved(), "{:#?}", r.assertions);
     let r = run("kprobe:f { $j = 0; while ($j < arg0) { $j++; } assert($j <= 100); }");
     match &r.assertions[0].verdict {
-        Verdict::Unknown {
-            reason: UnknownReason::LoopBound { iterations, .. },
+        VerdictData::Unknown {
+            reason: UnknownReasonData::LoopBound { iterations, .. },
         } => assert_eq!(*iterations, 32),
         other => panic!("{other:?}"),
     }
@@ -293,8 +294,8 @@ kprobe:f
 "#);
     assert_eq!(verdicts(&r), ["unknown", "refuted"]);
     match &r.assertions[0].verdict {
-        Verdict::Unknown {
-            reason: UnknownReason::Unsupported { construct, line },
+        VerdictData::Unknown {
+            reason: UnknownReasonData::Unsupported { construct, line },
         } => {
             assert!(construct.contains("for ($kv : @m)"), "{construct}");
             assert_eq!(*line, 5);
@@ -302,14 +303,17 @@ kprobe:f
         other => panic!("{other:?}"),
     }
     let r = run("kprobe:f { assert(SOME_CONSTANT != 2); }");
-    assert!(matches!(r.assertions[0].verdict, Verdict::Unknown { .. }));
+    assert!(matches!(
+        r.assertions[0].verdict,
+        VerdictData::Unknown { .. }
+    ));
     assert!(r.notes.iter().any(|n| n.contains("SOME_CONSTANT")));
 }
 
 #[test]
 fn defines_and_enums_are_constants() {
     let r = run("#define AF_INET6 10\ntracepoint:sock:inet_sock_set_state /args->family == AF_INET6/ { assert(args->family == 10); assert(TCP_ESTABLISHED == 1); }");
-    assert!(r.proved(), "{:#?}", r.assertions);
+    assert!(r.all_proved(), "{:#?}", r.assertions);
 }
 
 #[test]
@@ -324,8 +328,8 @@ fn timeouts_are_unknown() {
         &options,
     );
     match &r.assertions[0].verdict {
-        Verdict::Unknown {
-            reason: UnknownReason::Timeout { limit_ms },
+        VerdictData::Unknown {
+            reason: UnknownReasonData::Timeout { limit_ms },
         } => assert_eq!(*limit_ms, 1),
         other => panic!("{other:?}"),
     }
@@ -351,13 +355,14 @@ kprobe:tcp_connect
     assert($sk->__sk_common.skc_state < 0x100);
 }
 "#);
-    assert!(r.proved(), "{:#?}", r.assertions);
+    assert!(r.all_proved(), "{:#?}", r.assertions);
 }
 
 #[test]
 fn reports_serialise() {
     let r = run("kprobe:f { printf(\"%d\\n\", arg0); assert(arg0 != 5, \"not five\"); }");
-    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    let text = serde_json::to_string(&r).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let a = &json["assertions"][0];
     assert_eq!(a["verdict"]["verdict"], "refuted");
     assert_eq!(a["message"], "not five");
@@ -366,7 +371,7 @@ fn reports_serialise() {
     assert_eq!(a["verdict"]["counterexample"]["inputs"][0]["value"], 5);
     assert_eq!(a["verdict"]["counterexample"]["printed"][0], "5\n");
     assert!(a["elapsed_ms"].is_number());
-    let back: VerifyReport = serde_json::from_str(&r.to_json()).unwrap();
+    let back: Report = serde_json::from_str(&text).unwrap();
     assert_eq!(back.assertions[0].verdict, r.assertions[0].verdict);
     assert_eq!(
         r.assertions[0].to_string(),
@@ -384,5 +389,5 @@ fn quotients_name_their_dividends() {
     assert!((7000..8000).contains(&v), "{c}");
     assert_eq!(c.printed, ["7 ms\n"]);
     let r = run("kprobe:f { assert(arg0 % 10 < 10); assert(arg0 / 3 * 3 <= arg0); }");
-    assert!(r.proved(), "{:#?}", r.assertions);
+    assert!(r.all_proved(), "{:#?}", r.assertions);
 }

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from conftest import KernelSession, bpf_programs, descendants_of, pid_alive, start_kernel, wait_until
+from conftest import (KernelSession, bpf_programs, children_of, descendants_of, pid_alive, start_kernel,
+                      wait_until)
 
 # A program that never ends, with probes of two kinds (perf_event and tracepoint programs).
 ENDLESS = (
@@ -141,4 +142,29 @@ def test_interrupt_ends_the_traced_command(tmp_path) -> None:
             (p, c) for p, c in workload if pid_alive(p)
         ]
     finally:
+        session.shutdown()
+
+
+@pytest.mark.parametrize("how", ["shutdown", "sigkill"])
+def test_the_verifier_process_ends_with_the_kernel(tmp_path, how: str) -> None:
+    """The kernel's `kgent-verifier` helper (Z3 kept out of the kernel) lives as long as
+    the session, and no longer, however the kernel ends."""
+    session = start_kernel(tmp_path, env_extra={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    verifier = None
+    try:
+        cell = session.run("%%nl --offline --no-load\ncount system calls by process", timeout=120)
+        assert not cell.errors, cell.describe()
+        assert "Verification: " in cell.updates[-1]["data"]["text/plain"], cell.describe()
+        helpers = [p for p, comm in children_of(session.pid) if comm == "kgent-verifier"]
+        assert len(helpers) == 1, children_of(session.pid)
+        verifier = helpers[0]
+        if how == "sigkill":
+            os.kill(session.pid, signal.SIGKILL)
+        else:
+            session.shutdown()
+        assert wait_until(lambda: not pid_alive(verifier), timeout=10), (
+            f"kgent-verifier {verifier} outlived the kernel ({how})")
+    finally:
+        if verifier is not None and pid_alive(verifier):
+            os.kill(verifier, signal.SIGKILL)
         session.shutdown()

@@ -355,3 +355,20 @@ def test_no_verify_skips_annotation(k: KernelSession, llm_stub) -> None:
     assert len(stub.comprehension_requests) == 0
     html = final_html(cell)
     assert "Verification" not in html, html
+
+
+def test_interrupt_while_the_model_annotates(k: KernelSession, llm_stub) -> None:
+    stub = llm_stub([reply(fence(BOTH_FAMILIES)), reply(fence(BOTH_FAMILIES))])
+    stub.script_comprehensions(delayed(30, fence(BOTH_FAMILIES)))
+    use_stub(k, stub)
+    request = "show TCP state changes of IPv4 and IPv6 connections, interrupted"
+    cell = k.execute(f"%%nl --no-load\n{request}")
+    k.wait_for_output(cell, lambda c: any("the model annotates" in u["data"]["text/plain"]
+                                          for u in c.updates), timeout=30)
+    k.interrupt()
+    k.wait(cell, timeout=15)
+    assert cell.errors and cell.error["ename"] == "Interrupted", cell.describe()
+    # The next request is annotated (echoed back) and verified as usual.
+    cell = k.run(f"%%nl --no-load\n{request}, again", timeout=120)
+    assert not cell.errors, cell.describe()
+    assert "Verification: 2 proved" in final_plain(cell), final_plain(cell)

@@ -190,7 +190,10 @@ async fn a_request_given_up_half_way_leaves_no_answer_behind() {
         verifier.verify(VerifierRequest::new("BEGIN {}")),
     )
     .await;
-    assert!(given_up.is_err(), "the first request should still be running");
+    assert!(
+        given_up.is_err(),
+        "the first request should still be running"
+    );
     // The process that was working on it is gone with it ...
     assert_eq!(verifier.pid().await, None);
     // ... so the next request is answered, not mistaken for the old one's answer.

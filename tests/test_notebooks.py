@@ -212,6 +212,17 @@ def check_plain_english(nb: Any) -> None:
     ).strip()
     assert proposed_program in pinned_body, (proposed_program, pinned_body)
 
+    # Verified against the request: the contract's assumption and the rule's assertion,
+    # each tagged with where it came from, the assertion proved, the trace folded away.
+    verified = the_cell(nb, "histogram of how many bytes each read() returns")
+    shown = data_texts(verified, types=("display_data",))
+    assert len(shown) == 1, shown
+    assert "Verification: 1 proved" in shown[0], shown[0]
+    assert "// assume · spec tracepoint:syscalls:sys_exit_read" in shown[0], shown[0]
+    assert "// assert · rule errno-aggregated; ✓ proved" in shown[0], shown[0]
+    html = "".join(data_texts(verified, mime="text/html", types=("display_data",)))
+    assert "<summary>Verification trace: 1 run(s)" in html, html
+
     # It traced its own workload: cat opening /etc/hostname.
     opens = stream_text(pinned)
     assert re.search(r"^\d+\s+cat\s+/etc/hostname$", opens, re.M), opens

@@ -92,12 +92,83 @@ fn library_line() -> DoctorLine {
     }
 }
 
+/// The symbolic verifier helper: found, and proving a test assertion (so
+/// Z3 loads and answers).
+fn verifier_line() -> DoctorLine {
+    use kgent_agent::verifier::{Verifier, VerifierRequest};
+    let check = "Verifier".to_string();
+    let verifier = match Verifier::locate() {
+        Ok(v) => v,
+        Err(e) => {
+            return DoctorLine {
+                check,
+                ok: false,
+                detail: format!("{e}; programs are checked but not verified"),
+                fix: Some(
+                    "cargo build --release -p kgent-verify --bin kgent-verifier, and put it \
+                     next to kgent"
+                        .into(),
+                ),
+            }
+        }
+    };
+    let probe = "BEGIN { $x = 20; assert($x + $x == 40, \"arithmetic\"); }";
+    let started = std::time::Instant::now();
+    let answer = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(async {
+                let r = verifier.verify(VerifierRequest::new(probe)).await;
+                verifier.shutdown().await;
+                r.map_err(|e| e.to_string())
+            })
+        });
+    let path = verifier.path().display();
+    match answer {
+        Ok(r)
+            if r.report
+                .as_ref()
+                .is_some_and(|r| r.all_proved() && !r.assertions.is_empty()) =>
+        {
+            DoctorLine {
+                check,
+                ok: true,
+                detail: format!(
+                    "{path}: proved a test assertion ({} ms, start included)",
+                    started.elapsed().as_millis()
+                ),
+                fix: None,
+            }
+        }
+        Ok(r) => DoctorLine {
+            check,
+            ok: false,
+            detail: format!(
+                "{path} answered but did not prove a test assertion: {}",
+                r.error.unwrap_or_else(|| format!("{:?}", r.report))
+            ),
+            fix: Some("a kgent-verifier from another kgent version? rebuild both".into()),
+        },
+        Err(e) => DoctorLine {
+            check,
+            ok: false,
+            detail: format!("{path} does not work: {e}"),
+            fix: Some(format!(
+                "run {path} by hand to see why (it needs Z3: apt install libz3-4)"
+            )),
+        },
+    }
+}
+
 pub fn run(refresh: bool, json: bool) -> ExitCode {
     let caps = capabilities(refresh);
     let mut lines = doctor_lines(&caps);
     lines.push(llm_line());
     lines.push(embeddings_line());
     lines.push(library_line());
+    lines.push(verifier_line());
     // Tracing is impossible without bpftrace and privileges; the rest only narrows it.
     let fatal = caps.bpftrace.is_none() || !caps.privileges.can_trace();
     if json {

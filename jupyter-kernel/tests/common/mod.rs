@@ -1,6 +1,7 @@
 //! Shared by the CLI tests.
 
 /// Whether the live-kernel tests can run here; says why not when they cannot.
+#[allow(dead_code)] // Not every test binary uses it.
 pub fn live() -> bool {
     let ok = std::path::Path::new("/sys/kernel/tracing/events/syscalls").exists()
         && unsafe { libc::geteuid() } == 0;

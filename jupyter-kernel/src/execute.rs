@@ -138,6 +138,13 @@ pub async fn execute_cell(
             )
             .await
         }
+        Cell::Verify { options, program } => {
+            crate::verify_cell::run(
+                crate::verify_cell::VerifyCell { kernel, parent, options: &options, program: &program },
+                interrupts,
+            )
+            .await
+        }
         Cell::Bpftrace { options, program, first_line } => {
             let outcome = trace_cell::run(
                 trace_cell::TraceCell {

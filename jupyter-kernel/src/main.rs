@@ -16,6 +16,8 @@ mod nl_cell;
 mod server;
 mod synth_cli;
 mod trace_cell;
+mod verification_view;
+mod verify_cell;
 mod verify_cli;
 mod wire;
 

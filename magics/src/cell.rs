@@ -37,6 +37,19 @@ pub struct BpftraceOptions {
     pub args: Vec<String>,
 }
 
+/// Options of a `%%verify` cell.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Parser)]
+#[command(name = "%%verify", no_binary_name = true, disable_help_flag = true)]
+pub struct VerifyOptions {
+    /// What the program is for, in English (the rules compare the two); by
+    /// default the program's own `// Request:` line, if it has one.
+    #[arg(long)]
+    pub request: Option<String>,
+    /// Only the program's own `assume`/`assert`: no contracts, no rules.
+    #[arg(long = "no-annotate")]
+    pub no_annotate: bool,
+}
+
 /// Options of a `%%nl` cell.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Parser)]
 #[command(name = "%%nl", no_binary_name = true, disable_help_flag = true)]
@@ -129,6 +142,11 @@ pub enum Cell {
     Lines(Vec<LineMagic>),
     /// A request in English.
     NaturalLanguage { options: NlOptions, request: String },
+    /// A bpftrace program to annotate and verify, not to run.
+    Verify {
+        options: VerifyOptions,
+        program: String,
+    },
     /// `NAME?` or `?NAME`: show what is known about a probe, builtin or magic.
     Introspect { target: String },
 }
@@ -253,6 +271,14 @@ fn parse_cell_magic(
                 options,
                 program: body.to_string(),
                 first_line: body_first_line,
+            })
+        }
+        "verify" => {
+            let options =
+                VerifyOptions::try_parse_from(&words).map_err(|e| bad_args("%%verify", e))?;
+            Ok(Cell::Verify {
+                options,
+                program: body.to_string(),
             })
         }
         "nl" => {
@@ -557,6 +583,23 @@ mod tests {
         assert_eq!(args.timeout, Some(Duration::from_secs(30)));
         assert!(matches!(
             parse_cell("%llm sideways"),
+            Err(MagicError::BadArguments { .. })
+        ));
+    }
+
+    #[test]
+    fn verify_cells_take_a_request_and_keep_the_program() {
+        let Cell::Verify { options, program } = parse_cell(
+            "%%verify --request 'IPv4 and IPv6' --no-annotate\nBEGIN { assert(1 == 1, \"x\"); }",
+        )
+        .unwrap() else {
+            panic!("not a verify cell");
+        };
+        assert_eq!(options.request.as_deref(), Some("IPv4 and IPv6"));
+        assert!(options.no_annotate);
+        assert_eq!(program, "BEGIN { assert(1 == 1, \"x\"); }");
+        assert!(matches!(
+            parse_cell("%%verify --bogus\nBEGIN {}"),
             Err(MagicError::BadArguments { .. })
         ));
     }

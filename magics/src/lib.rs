@@ -9,7 +9,7 @@ mod completeness;
 mod registry;
 
 pub use cell::{
-    parse_cell, BpftraceOptions, Cell, LineMagic, LlmArgs, MagicError, NlOptions,
+    parse_cell, BpftraceOptions, Cell, LineMagic, LlmArgs, MagicError, NlOptions, VerifyOptions,
     DEFAULT_PROBE_LIMIT,
 };
 pub use completeness::{is_complete, Completeness};

@@ -53,6 +53,17 @@ pub const MAGICS: &[MagicInfo] = &[
                   proofs; --run attaches the program at once.",
     },
     MagicInfo {
+        name: "verify",
+        kind: MagicKind::Cell,
+        usage: "%%verify [--request TEXT] [--no-annotate]",
+        summary: "Verify the bpftrace program in the cell without running it: the attach \
+                  points' contracts add assume(...)s, rules add assert(...)s for what the \
+                  request asks (--request, or the program's `// Request:` line), and Z3 proves \
+                  or refutes every assert(...), the program's own included. Shows the \
+                  annotated program with each verdict; a refuted assertion is an error with \
+                  its counterexample. --no-annotate checks only the program's own annotations.",
+    },
+    MagicInfo {
         name: "llm",
         kind: MagicKind::Line,
         usage: "%llm [offline|online|reset] [--base-url URL] [--model NAME] [--api-key-env VAR] [--timeout SECS]",

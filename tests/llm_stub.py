@@ -26,7 +26,8 @@ checks: the system message starts with `COMPREHENSION_MARK`) are answered from t
 queue (`script_comprehensions`) and recorded separately (`comprehension_requests`), so
 that scripts and counts of synthesis requests stay as they were. With that queue empty,
 the answer is the program Kgent sent, unchanged, in a bpftrace fence: the model found
-nothing to assert.
+nothing to assert. (The Rust server has no such routing: its tests script the annotation
+replies in sequence with the others.)
 
 Routes are matched on how the path ends (as the Rust server does), so a base URL with or
 without `/v1` both work. Connections are HTTP/1.1 keep-alive; streamed bodies use chunked

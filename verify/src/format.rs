@@ -43,39 +43,34 @@ pub struct Format {
     parts: Vec<Part>,
 }
 
-const LENGTHS: &[(&str, u32)] = &[
-    ("ll", 64),
-    ("hh", 8),
-    ("l", 64),
-    ("h", 16),
-    ("j", 64),
-    ("z", 64),
-    ("t", 64),
-    ("", 32),
-];
+/// Bits an integer conversion shows, by its length: `%d` the low 32, `%hd`
+/// 16, `%hhd` 8, `%ld` and the other 64-bit lengths all 64.
+fn length_bits(length: &str) -> u32 {
+    match length {
+        "hh" => 8,
+        "h" => 16,
+        "" => 32,
+        _ => 64,
+    }
+}
 
-/// The conversion at the start of `rest`: (bytes taken, bits, letter).
-fn conversion(rest: &str) -> Option<(usize, u32, char)> {
-    if rest.starts_with("rx") || rest.starts_with("rh") {
-        return Some((2, 64, 'r'));
-    }
-    match rest.chars().next()? {
-        'r' => return Some((1, 64, 'r')),
-        's' => return Some((1, 64, 's')),
-        'c' => return Some((1, 8, 'c')),
-        _ => {}
-    }
-    for (len, bits) in LENGTHS {
-        if let Some(after) = rest.strip_prefix(len) {
-            if let Some(c) = after.chars().next() {
-                if "duoxXp".contains(c) {
-                    let bits = if c == 'p' { 64 } else { *bits };
-                    return Some((len.len() + 1, bits, c));
-                }
-            }
+/// `(bits, letter)` of a conversion as the front end spells it (`lld`, `s`, `rx`).
+fn conversion(conv: &str) -> (u32, char) {
+    match conv {
+        "r" | "rx" | "rh" => (64, 'r'),
+        "s" => (64, 's'),
+        "c" => (8, 'c'),
+        _ => {
+            let (length, letter) = conv.split_at(conv.len().saturating_sub(1));
+            let letter = letter.chars().next().unwrap_or('d');
+            let bits = if letter == 'p' {
+                64
+            } else {
+                length_bits(length)
+            };
+            (bits, letter)
         }
     }
-    None
 }
 
 /// C text outside conversions: `%%` is a single `%`.
@@ -84,53 +79,25 @@ fn text(s: &str) -> String {
 }
 
 impl Format {
+    /// Conversions are found by the front end's scanner (the checker's), so
+    /// what is rendered and what is checked agree.
     pub fn parse(fmt: &str) -> Format {
-        let bytes = fmt.as_bytes();
         let mut parts = Vec::new();
         let mut last = 0;
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] != b'%' {
-                i += 1;
-                continue;
+        for spec in kgent_frontend::passes::format::parse(fmt) {
+            if last < spec.start {
+                parts.push(Part::Text(text(&fmt[last..spec.start])));
             }
-            let mut j = i + 1;
-            let left = bytes.get(j) == Some(&b'-');
-            if left {
-                j += 1;
-            }
-            let digits_start = j;
-            while bytes.get(j).is_some_and(u8::is_ascii_digit) {
-                j += 1;
-            }
-            let digits = &fmt[digits_start..j];
-            let mut precision = None;
-            if bytes.get(j) == Some(&b'.') && bytes.get(j + 1).is_some_and(u8::is_ascii_digit) {
-                let p_start = j + 1;
-                j += 1;
-                while bytes.get(j).is_some_and(u8::is_ascii_digit) {
-                    j += 1;
-                }
-                precision = fmt[p_start..j].parse().ok();
-            }
-            match fmt.get(j..).and_then(conversion) {
-                Some((taken, bits, letter)) => {
-                    if last < i {
-                        parts.push(Part::Text(text(&fmt[last..i])));
-                    }
-                    parts.push(Part::Conv(Conv {
-                        left,
-                        zero: digits.starts_with('0'),
-                        width: digits.parse().ok().filter(|w| *w > 0),
-                        precision,
-                        bits,
-                        letter,
-                    }));
-                    i = j + taken;
-                    last = i;
-                }
-                None => i += 1,
-            }
+            let (bits, letter) = conversion(&spec.conv);
+            parts.push(Part::Conv(Conv {
+                left: spec.left,
+                zero: spec.width.starts_with('0'),
+                width: spec.width.parse().ok().filter(|w| *w > 0),
+                precision: spec.precision,
+                bits,
+                letter,
+            }));
+            last = spec.end;
         }
         if last < fmt.len() {
             parts.push(Part::Text(text(&fmt[last..])));

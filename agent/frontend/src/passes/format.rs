@@ -2,13 +2,14 @@
 //! conversion is `%-?[0-9]*(\.[0-9]+)?` then a length (`hh h l ll j z t`) and
 //! one of `d u o x X p`, or `s`, `c`, `r`, `rx`, `rh`. Anything else after a
 //! `%` (`%i`, `%f`, `%+d`, `%*d`) is printed as text and takes no argument.
-//! Shared by `printf` and `byte_order`.
+//! Shared by `printf` and `byte_order`, and by the verifier, which renders
+//! the lines a program prints.
 
 use crate::span::Span;
 
 /// What a conversion expects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Expects {
+pub enum Expects {
     Integer,
     String,
     Buffer,
@@ -16,10 +17,16 @@ pub(crate) enum Expects {
 
 /// One conversion bpftrace recognises.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Spec {
+pub struct Spec {
     /// Byte range in the format text, `%` included.
     pub start: usize,
     pub end: usize,
+    /// `%-8d`: left-aligned.
+    pub left: bool,
+    /// The width's digits as written (`016` pads with zeros); empty: none.
+    pub width: String,
+    /// `%.3s`: the precision.
+    pub precision: Option<usize>,
     /// Where the conversion letters (length included) start: `%-16lld` -> at `lld`.
     pub conv_start: usize,
     /// `lld`, `s`, `rx`.
@@ -66,7 +73,7 @@ fn conversion(rest: &str) -> Option<(&str, Expects)> {
 }
 
 /// The conversions of `fmt`, found the way bpftrace's regex search finds them.
-pub(crate) fn parse(fmt: &str) -> Vec<Spec> {
+pub fn parse(fmt: &str) -> Vec<Spec> {
     let bytes = fmt.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -76,23 +83,32 @@ pub(crate) fn parse(fmt: &str) -> Vec<Spec> {
             continue;
         }
         let mut j = i + 1;
-        if bytes.get(j) == Some(&b'-') {
+        let left = bytes.get(j) == Some(&b'-');
+        if left {
             j += 1;
         }
+        let width_start = j;
         while bytes.get(j).is_some_and(u8::is_ascii_digit) {
             j += 1;
         }
+        let width = &fmt[width_start..j];
+        let mut precision = None;
         if bytes.get(j) == Some(&b'.') && bytes.get(j + 1).is_some_and(u8::is_ascii_digit) {
             j += 1;
+            let precision_start = j;
             while bytes.get(j).is_some_and(u8::is_ascii_digit) {
                 j += 1;
             }
+            precision = fmt[precision_start..j].parse().ok();
         }
         match fmt.get(j..).and_then(conversion) {
             Some((conv, expects)) => {
                 out.push(Spec {
                     start: i,
                     end: j + conv.len(),
+                    left,
+                    width: width.to_string(),
+                    precision,
                     conv_start: j,
                     conv: conv.to_string(),
                     expects,

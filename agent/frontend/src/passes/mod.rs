@@ -6,6 +6,7 @@
 //! C text) and [`types`] (a conservative type for every expression). Each
 //! check only reports; none asks the kernel anything the analyses did not.
 
+pub mod format;
 pub mod print;
 pub mod strip_annotations;
 
@@ -15,7 +16,6 @@ mod byte_order;
 mod calls;
 mod context;
 mod fields;
-mod format;
 mod identifiers;
 mod maps;
 mod printf;

@@ -217,7 +217,8 @@ fn report(args: &CheckArgs<'_>, name: &str, source: &str, findings: &Findings) -
     }
 }
 
-fn read_source(file: &Path) -> Result<(String, String), String> {
+/// A program file's display name and text; `-` is standard input.
+pub(crate) fn read_source(file: &Path) -> Result<(String, String), String> {
     if file == Path::new("-") {
         let mut s = String::new();
         std::io::stdin()

@@ -8,8 +8,7 @@
 //! verifier crashed or ran out of time), 2 usage error (unreadable file, no verifier).
 
 use std::fmt::Write as _;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -44,7 +43,7 @@ const REFUTED: u8 = 1;
 const UNKNOWN: u8 = 3;
 
 pub fn main(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let (name, source) = match read_source(&args.file) {
+    let (name, source) = match crate::check::read_source(&args.file) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("kgent verify: {e}");
@@ -270,19 +269,6 @@ fn verdict_lines(out: &mut String, pad: &str, indent: &str, a: Option<&Assertion
             let _ = writeln!(out, "unknown: {reason} ({ms:.1} ms)");
         }
     }
-}
-
-fn read_source(file: &Path) -> Result<(String, String), String> {
-    if file == Path::new("-") {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| format!("cannot read standard input: {e}"))?;
-        return Ok(("<stdin>".to_string(), s));
-    }
-    let s = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    Ok((file.display().to_string(), s))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kgent_frontend::ast::*;
 
-use super::{is_output, sites, words, Finding, Guard, Input};
+use super::{is_output, sites, var_write, words, Finding, Guard, Input};
 use crate::contracts::annotate::Place;
 use crate::contracts::expr::{
     self, all_of, any, any_of, conjuncts, int, not, reads_state, side_effect_free, substitute,
@@ -109,22 +109,12 @@ pub(crate) fn run(input: &Input<'_>) -> Vec<Finding> {
 fn family_vars(probe: &Probe) -> BTreeSet<String> {
     let mut verdict: BTreeMap<String, bool> = BTreeMap::new();
     for site in sites(&probe.body) {
-        let (name, value) = match &site.stmt.kind {
-            StmtKind::Assign {
-                target:
-                    Expr {
-                        kind: ExprKind::Var(v),
-                        ..
-                    },
-                op,
-                value,
-            } => (v, (*op == AssignOp::Assign).then_some(value)),
-            StmtKind::Let {
-                var,
-                init: Some(value),
-                ..
-            } => (&var.name, Some(value)),
-            _ => continue,
+        // A declaration without a value (`let $f;`) decides nothing.
+        if matches!(site.stmt.kind, StmtKind::Let { init: None, .. }) {
+            continue;
+        }
+        let Some((name, value)) = var_write(site.stmt) else {
+            continue;
         };
         let ok = value.is_some_and(is_family_field);
         let entry = verdict.entry(name.clone()).or_insert(true);

@@ -215,6 +215,23 @@ pub(crate) fn is_output(stmt: &Stmt) -> bool {
     }
 }
 
+/// The `$variable` a statement writes, and the value it stores: `$v = e` and
+/// `let $v = e` store `e`; `$v += e` and `let $v;` store no value known here.
+pub(crate) fn var_write(stmt: &Stmt) -> Option<(&String, Option<&Expr>)> {
+    match &stmt.kind {
+        StmtKind::Assign {
+            target: Expr {
+                kind: ExprKind::Var(v),
+                ..
+            },
+            op,
+            value,
+        } => Some((v, (*op == AssignOp::Assign).then_some(value))),
+        StmtKind::Let { var, init, .. } => Some((&var.name, init.as_ref())),
+        _ => None,
+    }
+}
+
 /// The lower-case words of `text` (letters, digits, `_` and `µ`).
 pub(crate) fn words(text: &str) -> Vec<String> {
     text.to_lowercase()

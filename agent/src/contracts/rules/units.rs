@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kgent_frontend::ast::*;
 
-use super::{own_exprs, sites, words, Finding, Input};
+use super::{own_exprs, sites, var_write, words, Finding, Input};
 use crate::contracts::annotate::{Place, ProbeView};
 use crate::contracts::expr::{self, args_field, binary, int, side_effect_free};
 
@@ -176,18 +176,8 @@ impl Durations<'_, '_> {
 fn single_assignments(probe: &Probe) -> BTreeMap<String, &Expr> {
     let mut count: BTreeMap<String, (usize, Option<&Expr>)> = BTreeMap::new();
     for site in sites(&probe.body) {
-        let (name, value) = match &site.stmt.kind {
-            StmtKind::Assign {
-                target:
-                    Expr {
-                        kind: ExprKind::Var(v),
-                        ..
-                    },
-                op,
-                value,
-            } => (v, (*op == AssignOp::Assign).then_some(value)),
-            StmtKind::Let { var, init, .. } => (&var.name, init.as_ref()),
-            _ => continue,
+        let Some((name, value)) = var_write(site.stmt) else {
+            continue;
         };
         let entry = count.entry(name.clone()).or_insert((0, None));
         entry.0 += 1;

@@ -158,30 +158,30 @@ mod contracts {
                     }
                     checked += 1;
                 }
-                Some(ProbeKind::Tracepoint) => match facts.probe_fields(&c.attach) {
-                    Some(k) => {
-                        compare_fields(&c.attach, &c.fields, &k, false, &mut problems);
-                        checked += 1;
-                    }
-                    None => problems.push(format!("{}: no such tracepoint here", c.attach)),
-                },
-                // Not attachable here, but BTF knows the functions' types.
-                Some(ProbeKind::Kprobe | ProbeKind::Kretprobe) => {
-                    match facts.probe_fields(&format!("kprobe:{name}")) {
+                // kprobes and kfuncs may not attach here, but BTF knows the
+                // functions' types.
+                Some(
+                    kind @ (ProbeKind::Tracepoint
+                    | ProbeKind::Kprobe
+                    | ProbeKind::Kretprobe
+                    | ProbeKind::Fentry
+                    | ProbeKind::Fexit),
+                ) => {
+                    let (key, by_args, missing) = match kind {
+                        ProbeKind::Tracepoint => {
+                            (c.attach.clone(), false, "no such tracepoint here")
+                        }
+                        ProbeKind::Kprobe | ProbeKind::Kretprobe => {
+                            (format!("kprobe:{name}"), true, "BTF has no such function")
+                        }
+                        _ => (format!("kfunc:{name}"), false, "BTF has no such function"),
+                    };
+                    match facts.probe_fields(&key) {
                         Some(k) => {
-                            compare_fields(&c.attach, &c.fields, &k, true, &mut problems);
+                            compare_fields(&c.attach, &c.fields, &k, by_args, &mut problems);
                             checked += 1;
                         }
-                        None => problems.push(format!("{}: BTF has no such function", c.attach)),
-                    }
-                }
-                Some(ProbeKind::Fentry | ProbeKind::Fexit) => {
-                    match facts.probe_fields(&format!("kfunc:{name}")) {
-                        Some(k) => {
-                            compare_fields(&c.attach, &c.fields, &k, false, &mut problems);
-                            checked += 1;
-                        }
-                        None => problems.push(format!("{}: BTF has no such function", c.attach)),
+                        None => problems.push(format!("{}: {missing}", c.attach)),
                     }
                 }
                 Some(ProbeKind::Uprobe | ProbeKind::Uretprobe | ProbeKind::Usdt) => {

@@ -3,6 +3,7 @@
 //! its line, counterexamples under refuted assertions; as HTML and as text.
 //! Shared by natural-language cells and `%%verify`.
 
+use kgent_agent::synth::verification::Status;
 use kgent_agent::synth::{Comprehension, Verification};
 use kgent_agent::verifier::{AnnotationKindData, AssertionData, OriginData, VerdictData};
 use kgent_output::render::escape;
@@ -12,6 +13,15 @@ use crate::highlight;
 pub const OK: &str = "#1a7f37";
 pub const WARN: &str = "#9a6700";
 pub const FAIL: &str = "#cf222e";
+
+/// The glyph and colour of a verification's outcome.
+pub fn status_style(status: Status) -> (&'static str, &'static str) {
+    match status {
+        Status::Proved | Status::NoAssertions => ("✓", OK),
+        Status::Refuted => ("✗", FAIL),
+        Status::Unknown | Status::NotVerified => ("!", WARN),
+    }
+}
 
 /// `3 proved (5 assumption(s)) in 12 ms; annotations: 5 from the specs, …`.
 pub fn verification_headline(v: &Verification) -> String {

@@ -97,15 +97,8 @@ pub async fn run(cell: VerifyCell<'_>, mut interrupts: watch::Receiver<u64>) -> 
             vec![format!("{RED}Cannot verify the program{RESET}: {e}")],
         );
     }
-    let v = Verification {
-        annotated_source: response.annotated_source,
-        annotations: response.annotations,
-        report: response.report,
-        notes: response.notes,
-        error: None,
-        comprehension: Comprehension::RulesOnly,
-        elapsed_ms: started.elapsed().as_millis() as u64,
-    };
+    let mut v = Verification::from_response(response, Comprehension::RulesOnly);
+    v.elapsed_ms = started.elapsed().as_millis() as u64;
     display(kernel, parent, media(&v, request.as_deref()), None).await;
     match v.status() {
         Status::Refuted => {
@@ -132,12 +125,7 @@ pub async fn run(cell: VerifyCell<'_>, mut interrupts: watch::Receiver<u64>) -> 
 }
 
 fn media(v: &Verification, request: Option<&str>) -> Media {
-    let status = v.status();
-    let (glyph, colour) = match status {
-        Status::Proved | Status::NoAssertions => ("✓", verification_view::OK),
-        Status::Refuted => ("✗", verification_view::FAIL),
-        Status::Unknown | Status::NotVerified => ("!", verification_view::WARN),
-    };
+    let (glyph, colour) = verification_view::status_style(v.status());
     let about = request
         .map(|r| format!(" for the request “{r}”"))
         .unwrap_or_default();

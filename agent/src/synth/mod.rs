@@ -389,9 +389,6 @@ pub struct Synthesizer {
     retriever: Arc<Retriever>,
     facts: Arc<dyn KernelFacts + Send + Sync>,
     options: SynthOptions,
-    /// The shipped contracts, for the model's comprehension prompt (loaded
-    /// on first use; `None` if they do not load, which their tests prevent).
-    contracts: std::sync::OnceLock<Option<ContractSet>>,
 }
 
 /// What checking one candidate found.
@@ -412,7 +409,6 @@ impl Synthesizer {
             retriever,
             facts,
             options,
-            contracts: std::sync::OnceLock::new(),
         }
     }
 
@@ -627,10 +623,12 @@ impl Synthesizer {
         }
     }
 
-    fn contracts(&self) -> Option<&ContractSet> {
-        self.contracts
-            .get_or_init(|| ContractSet::shipped().ok())
-            .as_ref()
+    /// The shipped contracts, for the model's comprehension prompt: loaded
+    /// once per process (~5 ms), though the kernel makes a synthesiser per
+    /// cell. `None` if they do not load, which their tests prevent.
+    fn contracts(&self) -> Option<&'static ContractSet> {
+        static SHIPPED: std::sync::OnceLock<Option<ContractSet>> = std::sync::OnceLock::new();
+        SHIPPED.get_or_init(|| ContractSet::shipped().ok()).as_ref()
     }
 
     /// Annotates and verifies `program` (which passed the checks), or `None`
@@ -714,15 +712,7 @@ impl Synthesizer {
         }
         timings.verify += solving.elapsed();
         let mut verification = match response {
-            Ok(r) => Verification {
-                annotated_source: r.annotated_source,
-                annotations: r.annotations,
-                report: r.report,
-                notes: r.notes,
-                error: r.error,
-                comprehension,
-                elapsed_ms: 0,
-            },
+            Ok(r) => Verification::from_response(r, comprehension),
             Err(e) => Verification::failed(&source, e.to_string(), comprehension),
         };
         match &verification.comprehension {

@@ -13,6 +13,7 @@ use kgent_llm::Usage;
 
 use crate::verifier::{
     AnnotationData, AnnotationKindData, AssertionData, CounterexampleData, Report, VerdictData,
+    VerifierResponse,
 };
 
 /// What verification found for one candidate.
@@ -92,6 +93,19 @@ pub struct Counts {
 }
 
 impl Verification {
+    /// What the verifier answered (`error` set when it could not verify).
+    pub fn from_response(r: VerifierResponse, comprehension: Comprehension) -> Verification {
+        Verification {
+            annotated_source: r.annotated_source,
+            annotations: r.annotations,
+            report: r.report,
+            notes: r.notes,
+            error: r.error,
+            comprehension,
+            elapsed_ms: 0,
+        }
+    }
+
     /// A verification that could not run.
     pub fn failed(source: &str, error: String, comprehension: Comprehension) -> Verification {
         Verification {

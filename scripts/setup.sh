@@ -39,7 +39,8 @@ if ! cmp -s tests/requirements.txt .venv/.requirements.txt; then
   cp tests/requirements.txt .venv/.requirements.txt
 fi
 
-log "building kgent (release)"
-cargo build --release --quiet -p kgent
+log "building kgent and its verifier helper (release)"
+# kgent-verifier (Z3) sits next to kgent, where the kernel looks for it.
+cargo build --release --quiet -p kgent -p kgent-verify --bin kgent --bin kgent-verifier
 ./target/release/kgent install --prefix "$root/.venv" >/dev/null
 log "kgent installed as the Jupyter kernel 'kgent' in .venv"

@@ -222,6 +222,7 @@ def check_plain_english(nb: Any) -> None:
     assert "// assert · rule errno-aggregated; ✓ proved" in shown[0], shown[0]
     html = "".join(data_texts(verified, mime="text/html", types=("display_data",)))
     assert "<summary>Verification trace: 1 run(s)" in html, html
+    assert "Not verified" not in final and "Not verified" not in shown[0]
 
     # It traced its own workload: cat opening /etc/hostname.
     opens = stream_text(pinned)

@@ -93,3 +93,19 @@ def test_bad_cells_say_what_is_wrong(k: KernelSession) -> None:
     assert "parse" in cell.error["evalue"], cell.describe()
     cell = k.run("%%verify --frobnicate\nBEGIN { }", timeout=60)
     assert cell.errors and cell.error["ename"] == "UsageError", cell.describe()
+
+
+def test_without_the_verifier_programs_are_said_to_be_unverified(tmp_path) -> None:
+    session = start_kernel(tmp_path, env_extra={"KGENT_VERIFIER": str(tmp_path / "absent"),
+                                                "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    try:
+        cell = session.run("%%nl --offline --no-load\ncount system calls by process", timeout=120)
+        assert not cell.errors, cell.describe()
+        final = cell.updates[-1]["data"]["text/plain"]
+        assert "! Not verified: the verifier helper `kgent-verifier` was not found" in final, final
+        assert "Verification:" not in final, final
+        cell = session.run(f"%%verify\n{IPV4_ONLY}", timeout=60)
+        assert cell.errors and cell.error["ename"] == "VerifierUnavailable", cell.describe()
+        assert "cargo build --release -p kgent-verify" in cell.error["evalue"], cell.describe()
+    finally:
+        session.shutdown()

@@ -404,3 +404,35 @@ async fn the_model_s_own_assertion_is_refuted_with_concrete_inputs() {
         Some(Status::Proved)
     );
 }
+
+#[test]
+fn an_answer_made_without_a_verifier_is_not_replayed_once_there_is_one() {
+    let Ok(facts) = common::shared_facts() else {
+        eprintln!("cache_key_and_verifier: skipped: no live kernel facts");
+        return;
+    };
+    let with = |verifier: Option<Arc<Verifier>>| {
+        Synthesizer::new(
+            None,
+            retriever(),
+            facts.clone(),
+            SynthOptions {
+                verifier,
+                ..SynthOptions::default()
+            },
+        )
+    };
+    let absent = with(None);
+    let present = with(Some(Arc::new(Verifier::at("/nonexistent/kgent-verifier"))));
+    let req = SynthRequest::new(REQUEST);
+    assert_ne!(absent.cache_key(&req), present.cache_key(&req));
+    // Asked not to verify, both give the same answer.
+    let unverified = SynthRequest {
+        verify: false,
+        ..req
+    };
+    assert_eq!(
+        absent.cache_key(&unverified),
+        present.cache_key(&unverified)
+    );
+}

@@ -573,7 +573,8 @@ impl Progress {
                         "Not applied: {what} (the example has no such parameter)."
                     ));
                 }
-                if let Some(why) = &self.unverified {
+                // A replayed answer may carry the verification it had then.
+                if let (Some(why), None) = (&self.unverified, &outcome.verification) {
                     notes.push(format!("Not verified: {why}."));
                 }
                 State::Accepted {

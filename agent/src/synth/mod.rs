@@ -427,8 +427,13 @@ impl Synthesizer {
     /// The cache key of `req` with this synthesiser.
     pub fn cache_key(&self, req: &SynthRequest) -> String {
         let offline = req.offline || self.provider.is_none();
+        // An answer made without a verifier is not the answer once one is there.
+        let req = SynthRequest {
+            verify: req.verify && self.options.verifier.is_some(),
+            ..req.clone()
+        };
         cache_key(
-            req,
+            &req,
             &self.model_id(offline),
             &self.options.kernel_fingerprint,
             self.options
